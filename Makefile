@@ -1,0 +1,43 @@
+# Two set-up commands: `make run` (demo on :9091) and `make test`. Both build .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck check-generated generate bench soak audit clean system-deps
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/kpi-exporter demo --port $${METRICS_PORT:-9091}
+
+# promtool and amtool come from Debian's packages; installed when missing and we are root.
+system-deps:
+	@command -v promtool >/dev/null && command -v amtool >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null; } || \
+	  echo "promtool/amtool unavailable: their tests will skip (fail under CI=true)"
+
+lint: $(STAMP)
+	$(BIN)/ruff check exporter tests bench
+	$(BIN)/ruff format --check exporter tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy exporter
+
+test: $(STAMP) system-deps lint typecheck
+	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
+
+generate: $(STAMP)
+	$(BIN)/kpi-exporter generate rules -c config/demo.yaml -o rules
+	$(BIN)/kpi-exporter generate dashboards -c config/demo.yaml -o dashboards
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) state .demo

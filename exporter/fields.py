@@ -1,0 +1,73 @@
+"""Reusable constrained field types for the spec: durations, metric and label names."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+RESERVED_LABELS = frozenset({"le", "quantile"})
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from '500ms', '30s', '5m', '1h', '1d', '1w' or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a string like '30s', '5m' or '1h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(
+                f"{value!r} is not a duration: use a number with ms, s, m, h, d or w, e.g. '30s'"
+            )
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError("a duration is a string like '30s', '5m' or '1h'")
+    if seconds <= 0:
+        raise ValueError("a duration must be greater than zero")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest PromQL duration for whole seconds ('90s' -> '90s', '3600' -> '1h')."""
+    whole = round(seconds)
+    if whole <= 0:
+        return f"{max(1, round(seconds * 1000))}ms"
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
+
+
+def _metric_name(value: str) -> str:
+    if not METRIC_NAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"
+        )
+    if value.startswith("__"):
+        raise ValueError(f"{value!r}: names starting with '__' are reserved by Prometheus")
+    return value
+
+
+def _label_name(value: str) -> str:
+    if not LABEL_NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+    if value.startswith("__"):
+        raise ValueError(f"{value!r}: label names starting with '__' are reserved")
+    if value in RESERVED_LABELS:
+        raise ValueError(f"{value!r} is a reserved label name")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+MetricName = Annotated[str, AfterValidator(_metric_name)]
+LabelName = Annotated[str, AfterValidator(_label_name)]
+Identifier = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]*$", max_length=128)]
+CamelCaseName = Annotated[str, Field(pattern=r"^[A-Z][a-zA-Z0-9]*$", max_length=40)]

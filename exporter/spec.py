@@ -1,0 +1,379 @@
+"""The KPI spec model: what a YAML file may say, validated by pydantic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from exporter.fields import CamelCaseName, Duration, Identifier, LabelName, MetricName
+from exporter.sqlparams import BUILTIN_PARAMS, CURSOR_PARAMS, placeholders
+
+SELF_PREFIXES = ("kpi_exporter_", "process_", "python_")
+Severity = Literal["critical", "warning", "info"]
+PanelKind = Literal["stat", "timeseries", "gauge", "bargauge", "table", "heatmap"]
+ParamValue = str | int | float | bool | None
+Loc = tuple[str | int, ...]
+
+
+class Strict(BaseModel):
+    """Base for every spec section: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class ExporterSettings(Strict):
+    port: int = Field(9091, ge=1, le=65535)
+    listen: str | None = Field(None, description="HOST:PORT to bind; overrides port")
+    namespace: str = Field("", pattern=r"^([a-zA-Z_][a-zA-Z0-9_]*)?$")
+    labels: dict[LabelName, str] = Field(default_factory=dict)
+    state_dir: Path = Path("./state")
+    job: str = Field("kpi-exporter", min_length=1)
+    selector: str | None = Field(
+        None, description="PromQL label matchers the rules use instead of job=\"…\""
+    )
+    runbook_url: str | None = None
+    scrape_interval: Duration = Field(15.0, description="how often Prometheus scrapes us")
+    pool_timeout: Duration = Field(5.0, description="bound on waiting for a pooled connection")
+
+    def rule_selector(self) -> str:
+        return self.selector if self.selector else f'job="{self.job}"'
+
+
+class Database(Strict):
+    dsn: SecretStr | None = None
+    dsn_file: Path | None = None
+    max_connections: int = Field(2, ge=1, le=100)
+    read_only: bool = True
+    connect_timeout: Duration = 5.0
+
+    @model_validator(mode="after")
+    def _one_dsn(self) -> Database:
+        if (self.dsn is None) == (self.dsn_file is None):
+            raise ValueError("set exactly one of 'dsn' and 'dsn_file'")
+        return self
+
+
+class Threshold(Strict):
+    """A threshold alert on a KPI or ratio value."""
+
+    severity: Severity
+    above: float | None = None
+    below: float | None = None
+    for_: Duration = Field(300.0, alias="for")
+    aggregate: Literal["max", "min", "sum", "avg"] | None = None
+    rate: Duration | None = Field(
+        None, description="compare the per-second rate over this window (counters)"
+    )
+    increase: Duration | None = Field(
+        None, description="compare the increase over this window (counters)"
+    )
+    by: list[LabelName] | None = Field(None, description="labels kept by the aggregate")
+    matchers: dict[LabelName, str] = Field(default_factory=dict)
+    name: CamelCaseName | None = None
+    summary: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Threshold:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("set exactly one of 'above' and 'below'")
+        if self.rate is not None and self.increase is not None:
+            raise ValueError("set at most one of 'rate' and 'increase'")
+        return self
+
+
+class Anomaly(Strict):
+    zscore: float = Field(3.0, gt=0)
+    window: Duration = 86400.0
+    for_: Duration = Field(600.0, alias="for")
+    severity: Severity = "warning"
+
+
+class Forecast(Strict):
+    above: float | None = None
+    below: float | None = None
+    in_: Duration = Field(alias="in")
+    window: Duration = 21600.0
+    for_: Duration = Field(600.0, alias="for")
+    severity: Severity = "warning"
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Forecast:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("set exactly one of 'above' and 'below'")
+        return self
+
+
+class Target(Strict):
+    value: float
+    direction: Literal["above", "below"] = "above"
+
+
+class Kpi(Strict):
+    name: MetricName
+    help: str = ""
+    type: Literal["gauge", "counter", "histogram"]
+    database: Identifier
+    interval: Duration | None = None
+    schedule: str | None = Field(None, description="cron expression, five fields")
+    timeout: Duration = 10.0
+    query: str = Field(min_length=1)
+    labels: list[LabelName] = Field(default_factory=list)
+    value: str | None = None
+    unit: str = ""
+    params: dict[Identifier, ParamValue] = Field(default_factory=dict)
+    max_series: int = Field(10_000, ge=1)
+    # event tables (cursor issue)
+    cursor: str | None = None
+    tiebreak: str | None = None
+    initial_cursor: ParamValue = 0
+    start: Literal["latest", "earliest"] = "latest"
+    settle: Duration | None = None
+    batch: int = Field(10_000, ge=1, le=1_000_000)
+    buckets: list[float] | None = None
+    sum: str | None = Field(None, description="pre-aggregated histogram: the column with _sum")
+    # rules and dashboards
+    alerts: list[Threshold] = Field(default_factory=list)
+    absent_for: Duration | None = None
+    no_increase_for: Duration | None = None
+    anomaly: Anomaly | None = None
+    forecast: Forecast | None = None
+    target: Target | None = None
+    panel: PanelKind | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
+        return value
+
+    @field_validator("buckets")
+    @classmethod
+    def _buckets(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("give at least one bucket bound")
+            if any(b >= c for b, c in zip(value, value[1:], strict=False)):
+                raise ValueError("bucket bounds must be strictly increasing")
+            if value[-1] == float("inf"):
+                value = value[:-1]
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Kpi:
+        if (self.interval is None) == (self.schedule is None):
+            raise ValueError("set exactly one of 'interval' and 'schedule'")
+        if self.name.startswith(SELF_PREFIXES):
+            raise ValueError(f"KPI names may not start with {', '.join(SELF_PREFIXES)}")
+        if self.type == "counter" and not self.name.endswith("_total"):
+            raise ValueError(
+                f"a counter's name must end in '_total' (rename it {self.name}_total)"
+            )
+        if self.type != "counter" and self.name.endswith("_total"):
+            raise ValueError("only counters may end in '_total'")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels repeat a name")
+        used = placeholders(self.query)
+        known = set(BUILTIN_PARAMS) | set(self.params)
+        if self.cursor is not None:
+            known |= set(CURSOR_PARAMS)
+        unknown = sorted(used - known)
+        if unknown:
+            raise ValueError(
+                f"query uses unknown parameter(s) {', '.join(':' + u for u in unknown)}"
+            )
+        clash = set(self.params) & (set(BUILTIN_PARAMS) | set(CURSOR_PARAMS))
+        if clash:
+            raise ValueError(f"params may not redefine built-in {', '.join(sorted(clash))}")
+        if self.cursor is not None:
+            if self.type == "gauge":
+                raise ValueError("'cursor' is for counters and histograms over event tables")
+            if "cursor" not in used:
+                raise ValueError("a cursor KPI's query must use :cursor")
+            if self.tiebreak is not None and "tiebreak" not in used:
+                raise ValueError("a KPI with 'tiebreak' must use :tiebreak in its query")
+            if "batch" not in used:
+                raise ValueError("a cursor KPI's query must use LIMIT :batch")
+            if self.cursor in self.labels:
+                raise ValueError("the cursor column cannot also be a label")
+        else:
+            for key in ("tiebreak", "settle"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"'{key}' needs 'cursor'")
+        if self.type == "histogram":
+            if self.cursor is not None and self.buckets is None:
+                raise ValueError("a cursor histogram needs 'buckets'")
+            if self.cursor is None and self.buckets is not None:
+                raise ValueError(
+                    "'buckets' is for cursor histograms; a pre-aggregated histogram "
+                    "returns an 'le' column with cumulative counts"
+                )
+        elif self.buckets is not None or self.sum is not None:
+            raise ValueError("'buckets' and 'sum' are for histograms")
+        if self.type != "counter" and self.no_increase_for is not None:
+            raise ValueError("'no_increase_for' is for counters")
+        if self.value_column in self.labels:
+            raise ValueError(f"the value column {self.value_column!r} cannot also be a label")
+        return self
+
+    @property
+    def value_column(self) -> str | None:
+        """The result column holding the number; None means each row counts 1."""
+        if self.value is not None:
+            return self.value
+        if self.cursor is not None and self.type == "counter":
+            return None
+        return "value"
+
+    @property
+    def period(self) -> float:
+        """Seconds between polls; a cron schedule counts as its shortest gap (≥ 60 s)."""
+        if self.interval is not None:
+            return self.interval
+        return 60.0
+
+    def fingerprint(self) -> str:
+        """Identity of what this KPI accumulates: a change resets its cursor state."""
+        ident = {
+            "query": self.query.strip(),
+            "labels": self.labels,
+            "buckets": self.buckets,
+            "type": self.type,
+            "value": self.value,
+            "cursor": self.cursor,
+            "tiebreak": self.tiebreak,
+            "params": self.params,
+        }
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Slo(Strict):
+    objective: float = Field(gt=0, lt=100, description="percent of good events")
+    period: Duration = 30 * 86400.0
+
+
+class Ratio(Strict):
+    name: Identifier
+    help: str = ""
+    good: MetricName
+    total: list[MetricName] = Field(min_length=1)
+    window: Duration = 300.0
+    alerts: list[Threshold] = Field(default_factory=list)
+    slo: Slo | None = None
+    target: Target | None = None
+    panel: PanelKind | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _snake(cls, value: str) -> str:
+        if value.endswith("_total"):
+            raise ValueError("a ratio is not a counter: drop '_total'")
+        return value
+
+
+class FreeAlert(Strict):
+    """A free-form alert rule: raw PromQL for what thresholds cannot express."""
+
+    name: CamelCaseName
+    expr: str = Field(min_length=1)
+    for_: Duration = Field(0.0, alias="for")
+    severity: Severity
+    summary: str
+    description: str
+    kpi: str | None = None
+    labels: dict[LabelName, str] = Field(default_factory=dict)
+
+    @field_validator("for_", mode="before")
+    @classmethod
+    def _zero(cls, value: object) -> object:
+        return 0.0 if value in (0, "0", "0s") else value
+
+
+class DashboardRow(Strict):
+    title: str = Field(min_length=1)
+    kpis: list[str] = Field(min_length=1)
+
+
+class Dashboard(Strict):
+    title: str = Field(min_length=1)
+    uid: str | None = Field(None, pattern=r"^[a-zA-Z0-9_-]{1,40}$")
+    description: str = ""
+    rows: list[DashboardRow] = Field(min_length=1)
+
+
+class Spec(Strict):
+    exporter: ExporterSettings = Field(default_factory=ExporterSettings)  # type: ignore[arg-type]
+    databases: dict[Identifier, Database] = Field(default_factory=dict)
+    kpis: list[Kpi] = Field(default_factory=list)
+    ratios: list[Ratio] = Field(default_factory=list)
+    alerts: list[FreeAlert] = Field(default_factory=list)
+    dashboards: list[Dashboard] = Field(default_factory=list)
+
+    def metric_name(self, kpi: Kpi) -> str:
+        """The exposed metric name: namespace prefix plus the KPI name."""
+        ns = self.exporter.namespace
+        return f"{ns}_{kpi.name}" if ns else kpi.name
+
+    def kpi(self, name: str) -> Kpi:
+        for kpi in self.kpis:
+            if kpi.name == name:
+                return kpi
+        raise KeyError(name)
+
+
+def reference_errors(spec: Spec) -> list[tuple[Loc, str]]:
+    """Cross-references pydantic cannot see: each problem with the path of its field."""
+    problems: list[tuple[Loc, str]] = []
+    seen: set[str] = set()
+    for index, kpi in enumerate(spec.kpis):
+        if kpi.name in seen:
+            problems.append((("kpis", index, "name"), f"duplicate KPI {kpi.name!r}"))
+        seen.add(kpi.name)
+        if kpi.database not in spec.databases:
+            defined = ", ".join(sorted(spec.databases)) or "none"
+            problems.append(
+                (("kpis", index, "database"), f"unknown database {kpi.database!r} ({defined})")
+            )
+        clash = set(kpi.labels) & set(spec.exporter.labels)
+        if clash:
+            problems.append(
+                (("kpis", index, "labels"), f"{', '.join(sorted(clash))} clash with exporter.labels")
+            )
+    counters = {spec.metric_name(k) for k in spec.kpis if k.type == "counter"}
+    ratio_names: set[str] = set()
+    for index, ratio in enumerate(spec.ratios):
+        if ratio.name in ratio_names or ratio.name in seen:
+            problems.append((("ratios", index, "name"), f"duplicate name {ratio.name!r}"))
+        ratio_names.add(ratio.name)
+        for key, names in (("good", [ratio.good]), ("total", ratio.total)):
+            for name in names:
+                if name not in counters:
+                    problems.append(
+                        (("ratios", index, key), f"{name!r} is not a counter KPI of this spec")
+                    )
+    alert_names: set[str] = set()
+    for index, alert in enumerate(spec.alerts):
+        if alert.name in alert_names:
+            problems.append((("alerts", index, "name"), f"duplicate alert {alert.name!r}"))
+        alert_names.add(alert.name)
+    panels = seen | ratio_names
+    for d, dashboard in enumerate(spec.dashboards):
+        for r, row in enumerate(dashboard.rows):
+            for k, name in enumerate(row.kpis):
+                if name not in panels:
+                    problems.append(
+                        (
+                            ("dashboards", d, "rows", r, "kpis", k),
+                            f"{name!r} is neither a KPI nor a ratio of this spec",
+                        )
+                    )
+    return problems

@@ -1,0 +1,152 @@
+"""Shared fixtures: PostgreSQL schemas, tool lookup, free ports, running exporters."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_DSN = os.environ.get(
+    "KPI_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip when a dependency is missing, but fail under CI=true where it must be there."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (required under CI=true)")
+    pytest.skip(reason)
+
+
+def tool(name: str) -> str:
+    """Path of an external tool (promtool, amtool, prometheus), or skip/fail."""
+    path = shutil.which(name)
+    need(path is not None, f"{name} is not installed (Debian package prometheus/alertmanager)")
+    assert path is not None
+    return path
+
+
+def _postgres_ok() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_DSN, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return None
+    except Exception as exc:  # any failure means: no usable server
+        return f"PostgreSQL not reachable at {POSTGRES_DSN}: {type(exc).__name__}"
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    problem = _postgres_ok()
+    need(problem is None, problem or "")
+    return POSTGRES_DSN
+
+
+@pytest.fixture
+def pg_schema(postgres_dsn: str) -> Iterator[tuple[str, str]]:
+    """A fresh schema for one test; yields (dsn with search_path set, schema name)."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in postgres_dsn else "?"
+    dsn = f"{postgres_dsn}{sep}options=-csearch_path%3D{schema}"
+    try:
+        yield dsn, schema
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def exporter_command() -> list[str]:
+    return [sys.executable, "-m", "exporter.cli"]
+
+
+class RunningExporter:
+    """A `kpi-exporter run` subprocess on a free loopback port, stopped by its own PID."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"kpi-exporter-{self.port}.log"
+        full_env = {**os.environ, **(env or {})}
+        self._log_handle = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [*exporter_command(), "run", "--listen", f"127.0.0.1:{self.port}", *args],
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=cwd or ROOT,
+        )
+
+    def wait_ready(self, timeout: float = 30.0, path: str = "/ready") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exporter exited {self.proc.returncode}:\n{self.output()}")
+            try:
+                if requests.get(self.url + path, timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"exporter not ready after {timeout}s:\n{self.output()}")
+
+    def metrics(self) -> str:
+        response = requests.get(self.url + "/metrics", timeout=10)
+        response.raise_for_status()
+        return response.text
+
+    def output(self) -> str:
+        self._log_handle.flush()
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int | None = None) -> int:
+        if self.proc.poll() is None:
+            if sig is None:
+                self.proc.terminate()
+            else:
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log_handle.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def run_exporter() -> Iterator:
+    started: list[RunningExporter] = []
+
+    def start(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None):
+        exporter = RunningExporter(args, env, cwd)
+        started.append(exporter)
+        return exporter
+
+    yield start
+    for exporter in started:
+        exporter.stop()
