@@ -33,7 +33,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 class SpecError(Exception):
@@ -194,7 +196,9 @@ def _build(
                 )
             if key in result:
                 problems.append(
-                    Problem(path, key_node.start_mark.line + 1, _field(loc), f"duplicate key {key!r}")
+                    Problem(
+                        path, key_node.start_mark.line + 1, _field(loc), f"duplicate key {key!r}"
+                    )
                 )
             lines[(*loc, key)] = key_node.start_mark.line + 1
             result[key] = _build(value_node, (*loc, key), lines, path, env, problems, loader)

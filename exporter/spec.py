@@ -10,7 +10,14 @@ from typing import Literal
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from exporter.fields import CamelCaseName, Duration, Identifier, LabelName, MetricName
+from exporter.fields import (
+    CamelCaseName,
+    Duration,
+    Identifier,
+    LabelName,
+    MetricName,
+    format_duration,
+)
 from exporter.sqlparams import BUILTIN_PARAMS, CURSOR_PARAMS, placeholders
 
 SELF_PREFIXES = ("kpi_exporter_", "process_", "python_")
@@ -34,7 +41,7 @@ class ExporterSettings(Strict):
     state_dir: Path = Path("./state")
     job: str = Field("kpi-exporter", min_length=1)
     selector: str | None = Field(
-        None, description="PromQL label matchers the rules use instead of job=\"…\""
+        None, description='PromQL label matchers the rules use instead of job="…"'
     )
     runbook_url: str | None = None
     scrape_interval: Duration = Field(15.0, description="how often Prometheus scrapes us")
@@ -175,9 +182,7 @@ class Kpi(Strict):
         if self.name.startswith(SELF_PREFIXES):
             raise ValueError(f"KPI names may not start with {', '.join(SELF_PREFIXES)}")
         if self.type == "counter" and not self.name.endswith("_total"):
-            raise ValueError(
-                f"a counter's name must end in '_total' (rename it {self.name}_total)"
-            )
+            raise ValueError(f"a counter's name must end in '_total' (rename it {self.name}_total)")
         if self.type != "counter" and self.name.endswith("_total"):
             raise ValueError("only counters may end in '_total'")
         if len(set(self.labels)) != len(self.labels):
@@ -279,6 +284,12 @@ class Ratio(Strict):
             raise ValueError("a ratio is not a counter: drop '_total'")
         return value
 
+    @property
+    def record_name(self) -> str:
+        """The recording rule's name, level:metric:operations (job:x:ratio_rate5m)."""
+        base = self.name.removesuffix("_ratio")
+        return f"job:{base}:ratio_rate{format_duration(self.window)}"
+
 
 class FreeAlert(Strict):
     """A free-form alert rule: raw PromQL for what thresholds cannot express."""
@@ -346,7 +357,10 @@ def reference_errors(spec: Spec) -> list[tuple[Loc, str]]:
         clash = set(kpi.labels) & set(spec.exporter.labels)
         if clash:
             problems.append(
-                (("kpis", index, "labels"), f"{', '.join(sorted(clash))} clash with exporter.labels")
+                (
+                    ("kpis", index, "labels"),
+                    f"{', '.join(sorted(clash))} clash with exporter.labels",
+                )
             )
     counters = {spec.metric_name(k) for k in spec.kpis if k.type == "counter"}
     ratio_names: set[str] = set()

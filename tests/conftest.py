@@ -17,9 +17,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
-POSTGRES_DSN = os.environ.get(
-    "KPI_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_DSN = os.environ.get("KPI_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def need(condition: bool, reason: str) -> None:
