@@ -190,9 +190,9 @@ def _build(
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool) and key is not None:
+            if not isinstance(key, str | int):
                 raise yaml.constructor.ConstructorError(
-                    None, None, "a mapping key must be a scalar", key_node.start_mark
+                    None, None, "a mapping key must be a string", key_node.start_mark
                 )
             if key in result:
                 problems.append(

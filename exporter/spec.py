@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 from typing import Literal
@@ -169,7 +170,7 @@ class Kpi(Strict):
         if value is not None:
             if not value:
                 raise ValueError("give at least one bucket bound")
-            if any(b >= c for b, c in zip(value, value[1:], strict=False)):
+            if any(b >= c for b, c in itertools.pairwise(value)):
                 raise ValueError("bucket bounds must be strictly increasing")
             if value[-1] == float("inf"):
                 value = value[:-1]
