@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/kpi-exporter demo --port $${METRICS_PORT:-9091}
+	$(BIN)/kpi-exporter run -c config/demo.yaml --simulate
 
 # promtool and amtool come from Debian's packages; installed when missing and we are root.
 system-deps:

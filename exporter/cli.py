@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
-from exporter import __version__
+from exporter import __version__, log
+from exporter.daemon import Daemon
 from exporter.loading import LoadedSpec, SpecError, load_spec
+from exporter.source import QueryError
 from exporter.spec import Spec
+from exporter.state import StateError, StateStore
 
 EXIT_SPEC = 2
 
@@ -47,6 +55,174 @@ def main() -> None:
 def schema() -> None:
     """Print the JSON Schema of the spec (for editors)."""
     click.echo(json.dumps(Spec.model_json_schema(by_alias=True), indent=2, sort_keys=True))
+
+
+def _listen(listen: str | None, port: int | None, spec: Spec) -> tuple[str, int]:
+    """Bind address: --listen, else --port / METRICS_PORT, else the spec's listen or port."""
+    text = listen or (None if port is not None else os.environ.get("KPI_LISTEN"))
+    if port is None and os.environ.get("METRICS_PORT"):
+        try:
+            port = int(os.environ["METRICS_PORT"])
+        except ValueError:
+            raise click.BadParameter("METRICS_PORT is not a number") from None
+    text = text or (None if port is not None else spec.exporter.listen)
+    if text:
+        host, _, port_text = text.rpartition(":")
+        try:
+            return host.strip("[]") or "0.0.0.0", int(port_text)
+        except ValueError:
+            raise click.BadParameter(f"--listen {text!r} is not HOST:PORT") from None
+    return "0.0.0.0", port if port is not None else spec.exporter.port
+
+
+def _daemon_or_exit(loaded: LoadedSpec, configs: Sequence[Path]) -> Daemon:
+    try:
+        return Daemon(loaded, configs)
+    except StateError as exc:
+        click.echo(f"state: {exc}", err=True)
+        sys.exit(EXIT_SPEC)
+    except QueryError as exc:
+        click.echo(f"database: {exc.message}", err=True)
+        sys.exit(EXIT_SPEC)
+
+
+def _simulate(spec: Spec) -> Any:
+    """Start the demo simulator on the spec's first SQLite database (demo only)."""
+    from exporter.demo import Simulator
+    from exporter.source import dialect_of, resolve_dsn
+    from exporter.sqlite import sqlite_path
+
+    for database in spec.databases.values():
+        dsn = resolve_dsn(database)
+        if dialect_of(dsn) == "sqlite":
+            simulator = Simulator(sqlite_path(dsn))
+            simulator.start()
+            return simulator
+    raise click.UsageError("--simulate needs a sqlite:/// database in the spec")
+
+
+@main.command()
+@config_option
+@click.option("--listen", help="HOST:PORT to bind (default: all interfaces, spec port).")
+@click.option("--port", type=int, help="Port to bind; also the METRICS_PORT variable.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
+)
+@click.option(
+    "--simulate", is_flag=True, help="Demo: create the SQLite demo data and keep adding rows."
+)
+@click.option("--grace", type=float, default=10.0, help="Seconds polls may finish at shutdown.")
+def run(
+    configs: tuple[Path, ...],
+    listen: str | None,
+    port: int | None,
+    log_format: str,
+    log_level: str,
+    simulate: bool,
+    grace: float,
+) -> None:
+    """Run the exporter daemon."""
+    from exporter.http import MetricsServer
+
+    log.configure(log_format, log_level)
+    loaded = load_or_exit(configs)
+    host, bind_port = _listen(listen, port, loaded.spec)
+    simulator = _simulate(loaded.spec) if simulate else None
+    daemon = _daemon_or_exit(loaded, configs)
+    try:
+        server = MetricsServer(host, bind_port, daemon)
+    except OSError as exc:
+        click.echo(f"cannot listen on {host}:{bind_port}: {exc.strerror}", err=True)
+        sys.exit(1)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=daemon.reload).start())
+    server.start()
+    daemon.start()
+    log.event(logging.INFO, "listening", address=f"{host}:{bind_port}")
+    stop.wait()
+    log.event(logging.INFO, "stopping", grace=grace)
+    server.stop()
+    daemon.stop(grace)
+    if simulator is not None:
+        simulator.stop()
+
+
+@main.command()
+@config_option
+@click.option("--kpi", "only", help="Poll only this KPI.")
+@click.option("--openmetrics", is_flag=True, help="Print OpenMetrics instead of text format.")
+def once(configs: tuple[Path, ...], only: str | None, openmetrics: bool) -> None:
+    """Poll every KPI once and print the exposition; exit 1 if any KPI failed."""
+    log.configure("text", "warning")
+    loaded = load_or_exit(configs)
+    if only is not None and only not in {k.name for k in loaded.spec.kpis}:
+        raise click.BadParameter(f"no KPI named {only!r}", param_hint="--kpi")
+    daemon = _daemon_or_exit(loaded, configs)
+    try:
+        ok = daemon.poll_all_once(only)
+        sys.stdout.buffer.write(daemon.publication.body(openmetrics, gzip=False))
+    finally:
+        daemon.stop(grace=0)
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+@config_option
+@click.option("--connect", is_flag=True, help="Also run each query once and compare columns.")
+def check(configs: tuple[Path, ...], connect: bool) -> None:
+    """Validate the spec: exit 0, or print each problem as file:line: field: reason and exit 2."""
+    loaded = load_or_exit(configs)
+    spec = loaded.spec
+    if not connect:
+        click.echo(f"ok: {len(spec.kpis)} KPIs, {len(spec.databases)} databases")
+        return
+    from exporter.probe import probe_spec
+
+    problems = probe_spec(spec)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found running the queries", err=True)
+        sys.exit(EXIT_SPEC)
+    click.echo(f"ok: {len(spec.kpis)} KPIs ran and returned the columns the spec names")
+
+
+@main.group()
+def state() -> None:
+    """Inspect or reset cursor state (the exporter must not be running for reset)."""
+
+
+@state.command("show")
+@config_option
+def state_show(configs: tuple[Path, ...]) -> None:
+    """Print each cursor KPI's stored cursor, rows processed and series count as JSON."""
+    loaded = load_or_exit(configs)
+    try:
+        store = StateStore(loaded.spec.exporter.state_dir)
+    except StateError as exc:
+        click.echo(f"state: {exc}", err=True)
+        sys.exit(EXIT_SPEC)
+    click.echo(json.dumps(store.summary(), indent=2, default=str))
+    store.close()
+
+
+@state.command("reset")
+@config_option
+@click.argument("kpi")
+def state_reset(configs: tuple[Path, ...], kpi: str) -> None:
+    """Forget one KPI's cursor and totals; it starts again per its `start:` setting."""
+    loaded = load_or_exit(configs)
+    try:
+        store = StateStore(loaded.spec.exporter.state_dir)
+    except StateError as exc:
+        click.echo(f"state: {exc}", err=True)
+        sys.exit(EXIT_SPEC)
+    found = store.reset(kpi)
+    store.close()
+    click.echo(f"reset {kpi}" if found else f"no state for {kpi}")
 
 
 @main.group()

@@ -1,0 +1,192 @@
+"""Daemon: the sources, polls, schedule, state and publication of a spec; reload swaps them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from logging import INFO, WARNING
+from pathlib import Path
+from typing import Any
+
+from exporter import statuspage
+from exporter.fields import format_duration
+from exporter.loading import LoadedSpec, SpecError, load_spec
+from exporter.log import event
+from exporter.polls import KpiPoll
+from exporter.publication import Publication
+from exporter.scheduling import Schedule
+from exporter.selfmetrics import SelfMetrics
+from exporter.source import QueryError, Source, open_source
+from exporter.spec import Database, Kpi, Spec
+from exporter.state import StateStore
+
+
+class Daemon:
+    """Everything a running exporter holds; the HTTP layer reads it through a few methods."""
+
+    def __init__(self, loaded: LoadedSpec, configs: Sequence[Path] = ()) -> None:
+        self.configs = list(configs)
+        self.metrics = SelfMetrics()
+        self.publication = Publication(self.metrics.render)
+        self.schedule = Schedule()
+        self.loaded = loaded
+        self.started = time.time()
+        self.sources: dict[str, Source] = {}
+        self._source_config: dict[str, Database] = {}
+        self.polls: dict[str, KpiPoll] = {}
+        self.store: StateStore | None = None
+        self._reload_lock = threading.Lock()
+        self.last_reload_error: str | None = None
+        self._apply(loaded.spec)
+        self.metrics.loaded(loaded.digest)
+
+    @property
+    def spec(self) -> Spec:
+        return self.loaded.spec
+
+    def _source(self, name: str, database: Database, pool_timeout: float) -> Source:
+        if name in self.sources and self._source_config.get(name) == database:
+            return self.sources[name]
+        old = self.sources.get(name)
+        self.sources[name] = open_source(name, database, pool_timeout)
+        self._source_config[name] = database
+        if old is not None:
+            old.close()
+        return self.sources[name]
+
+    def _apply(self, spec: Spec) -> None:
+        """Make the running polls match `spec`: keep the unchanged, restart the changed."""
+        if self.store is None and any(k.cursor for k in spec.kpis):
+            self.store = StateStore(spec.exporter.state_dir)
+        wanted = {k.name: k for k in spec.kpis}
+        for name in list(self.polls):
+            poll = self.polls[name]
+            new = wanted.get(name)
+            same_db = new is not None and spec.databases.get(
+                new.database
+            ) == self._source_config.get(new.database)
+            if new is None or new != poll.kpi or not same_db:
+                self.schedule.remove(name)
+                del self.polls[name]
+                if new is None or new.labels != poll.kpi.labels or new.type != poll.kpi.type:
+                    self.publication.withdraw(name)
+                if new is None:
+                    self.metrics.forget(name, poll.database)
+        for name, database in spec.databases.items():
+            self._source(name, database, spec.exporter.pool_timeout)
+        for name in set(self.sources) - set(spec.databases):
+            self.sources.pop(name).close()
+            self._source_config.pop(name, None)
+        self.metrics.declare((k.name, k.database) for k in spec.kpis)
+        for kpi in spec.kpis:
+            if kpi.name not in self.polls:
+                self.polls[kpi.name] = self._new_poll(spec, kpi)
+        if self.store is not None:
+            for name in self.store.keep_only(k.name for k in spec.kpis if k.cursor):
+                event(INFO, "state_removed", kpi=name, why="no longer in the spec")
+
+    def _new_poll(self, spec: Spec, kpi: Kpi) -> KpiPoll:
+        poll = KpiPoll(
+            spec,
+            kpi,
+            self.sources[kpi.database],
+            self.metrics,
+            self.publication.publish,
+            self.store,
+        )
+        database = spec.databases[kpi.database]
+        executor = self.schedule.executor(kpi.database, database.max_connections + 2)
+        self.schedule.add(kpi, poll.run, executor)
+        return poll
+
+    def start(self) -> None:
+        self.schedule.start()
+        event(
+            INFO,
+            "started",
+            kpis=len(self.polls),
+            databases=",".join(sorted(self.sources)),
+        )
+
+    def poll_all_once(self, only: str | None = None) -> bool:
+        """Run every poll (or one) once, now; True when all succeeded."""
+        ok = True
+        for name, poll in self.polls.items():
+            if only is None or name == only:
+                ok = poll.run(force=True) and ok
+        return ok
+
+    def reload(self) -> tuple[bool, list[str]]:
+        """Re-read the spec files; a bad spec is refused whole and the running one stays."""
+        with self._reload_lock:
+            try:
+                loaded = load_spec(self.configs)
+            except SpecError as exc:
+                errors = [str(p) for p in exc.problems]
+                self.metrics.reload_ok.set(0)
+                self.last_reload_error = "\n".join(errors)
+                event(WARNING, "reload_refused", problems=len(errors), first=errors[0])
+                return False, errors
+            try:
+                self._apply(loaded.spec)
+            except QueryError as exc:
+                self.metrics.reload_ok.set(0)
+                self.last_reload_error = exc.message
+                event(WARNING, "reload_failed", error=exc.message)
+                return False, [exc.message]
+            self.loaded = loaded
+            self.metrics.loaded(loaded.digest)
+            self.last_reload_error = None
+            event(INFO, "reloaded", kpis=len(self.polls), digest=loaded.digest[:12])
+            return True, []
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Ready once every KPI has finished its first poll attempt."""
+        kpis = {
+            name: {
+                "state": poll.status.state,
+                "last_error": poll.status.last_error,
+                "reason": poll.status.last_reason,
+                "series": poll.status.series,
+            }
+            for name, poll in sorted(self.polls.items())
+        }
+        ready = all(info["state"] != "pending" for info in kpis.values())
+        return ready, {"ready": ready, "kpis": kpis}
+
+    def status_page(self) -> bytes:
+        rows = [
+            statuspage.KpiRow(
+                name=name,
+                type=poll.kpi.type + (" (cursor)" if poll.kpi.cursor else ""),
+                database=poll.database,
+                schedule=poll.kpi.schedule or f"every {format_duration(poll.kpi.period)}",
+                state=poll.status.state,
+                last_run=poll.status.last_run,
+                duration=poll.status.last_duration,
+                series=poll.status.series,
+                next_run=self.schedule.next_run(name),
+                error=poll.status.last_error,
+            )
+            for name, poll in sorted(self.polls.items())
+        ]
+        links = [("metrics", "/metrics"), ("ready", "/ready"), ("health", "/health")]
+        return statuspage.render(rows, links)
+
+    def metrics_body(self, openmetrics: bool, gzip: bool) -> bytes:
+        self.metrics.scrapes.labels("openmetrics" if openmetrics else "text").inc()
+        return self.publication.body(openmetrics, gzip)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop scheduling, let running polls finish, close pools and the state file."""
+        self.schedule.scheduler.pause()
+        deadline = time.monotonic() + grace
+        for poll in self.polls.values():
+            poll.wait_idle(deadline - time.monotonic())
+        self.schedule.stop(wait=False)
+        for source in self.sources.values():
+            source.close()
+        if self.store is not None:
+            self.store.close()
+        event(INFO, "stopped")

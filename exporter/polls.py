@@ -1,0 +1,342 @@
+"""One KPI's poll: run its query, turn rows into series (cursor KPIs accumulate), publish."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from logging import INFO, WARNING
+from typing import Any
+
+from exporter.log import event
+from exporter.selfmetrics import SelfMetrics
+from exporter.series import ResultError, Shape, render_plain
+from exporter.snapshot import Snapshot
+from exporter.source import QueryError, Reason, Rows, Source
+from exporter.spec import Kpi, Spec
+from exporter.sqlparams import placeholders
+from exporter.state import StateStore
+from exporter.totals import Totals
+
+MAX_BACKOFF = 300.0
+MAX_BATCHES_PER_POLL = 1000
+
+
+@dataclass
+class PollStatus:
+    """What the status page and /ready show about one KPI; written only by its poll."""
+
+    state: str = "pending"  # pending | ok | failed
+    last_run: float | None = None
+    last_duration: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+    last_reason: str | None = None
+    failures: int = 0
+    retry_at: float = 0.0
+    series: int = 0
+
+
+class PollFailed(Exception):
+    """A poll failed; carries the reason label and a message safe to log."""
+
+    def __init__(self, reason: Reason | None, message: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.column = column
+
+
+class KpiPoll:
+    """Polls one KPI on its schedule; never runs twice at once (the scheduler ensures it)."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        kpi: Kpi,
+        source: Source,
+        metrics: SelfMetrics,
+        publish: Callable[[Snapshot], None],
+        store: StateStore | None = None,
+    ) -> None:
+        self.kpi = kpi
+        self.metric = spec.metric_name(kpi)
+        self.const_labels = dict(spec.exporter.labels)
+        self.source = source
+        self.metrics = metrics
+        self.publish = publish
+        self.store = store
+        self.used = placeholders(kpi.query)
+        self.status = PollStatus()
+        self._lock = threading.Lock()  # `once` and the scheduler may both call run()
+        self._totals: Totals | None = None
+        self._shape: Shape | None = None
+        self._cursor: Any = kpi.initial_cursor
+        self._tiebreak: Any = 0
+        self._rows = 0
+        self._restored = False
+        self._positioned = kpi.start == "earliest"
+
+    @property
+    def database(self) -> str:
+        return self.kpi.database
+
+    def run(self, force: bool = False) -> bool:
+        """One poll; returns True on success. Failures are recorded, never raised."""
+        with self._lock:
+            now = time.time()
+            if not force and now < self.status.retry_at:
+                return False  # backing off after failures
+            started = time.monotonic()
+            try:
+                snapshot = self._poll(now)
+            except PollFailed as failure:
+                self._failed(now, started, failure)
+                return False
+            except Exception as exc:  # a bug must not kill the scheduler thread
+                self._failed(now, started, PollFailed(None, f"internal error: {exc!r}"))
+                return False
+            self._succeeded(now, started, snapshot)
+            return True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a running poll to finish."""
+        if timeout <= 0 or not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
+
+    def _params(self, now: float) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "now": now,
+            "last_success": self.status.last_success or 0.0,
+            "batch": self.kpi.batch,
+            "cursor": self._cursor,
+            "tiebreak": self._tiebreak,
+            "settled": self._settled(now),
+            **self.kpi.params,
+        }
+        return {name: values[name] for name in self.used}
+
+    def _settled(self, now: float) -> Any:
+        settled = now - (self.kpi.settle or 0.0)
+        if isinstance(self._cursor, dt.datetime):
+            return dt.datetime.fromtimestamp(settled, tz=dt.UTC)
+        return settled
+
+    def _query(self, params: dict[str, Any]) -> Rows:
+        try:
+            rows = self.source.query(self.kpi.query, params, self.kpi.timeout)
+        except QueryError as exc:
+            if exc.reason == "connection":
+                self.metrics.database_up.labels(self.database).set(0)
+            raise PollFailed(exc.reason, exc.message) from None
+        self.metrics.database_up.labels(self.database).set(1)
+        self.metrics.query_duration.labels(self.kpi.name, self.database).observe(rows.elapsed)
+        return rows
+
+    def _poll(self, now: float) -> Snapshot:
+        if self.kpi.cursor is None:
+            rows = self._query(self._params(now))
+            try:
+                snapshot, skipped = render_plain(
+                    self.kpi, self.metric, self.const_labels, rows, now
+                )
+            except ResultError as exc:
+                raise PollFailed("result", exc.message, exc.column) from None
+            if skipped:
+                self._count("result")
+                event(
+                    WARNING,
+                    "null_values_skipped",
+                    kpi=self.kpi.name,
+                    column=self.kpi.value_column,
+                    rows=skipped,
+                )
+            return snapshot
+        return self._poll_cursor(now)
+
+    # -- cursor KPIs -------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        assert self.store is not None
+        state = self.store.load(self.kpi.name)
+        fingerprint = self.kpi.fingerprint()
+        if state is not None and state.fingerprint != fingerprint:
+            event(
+                WARNING,
+                "state_reset",
+                kpi=self.kpi.name,
+                why="query, labels, buckets or cursor changed since the state was written",
+            )
+            self.store.reset(self.kpi.name)
+            state = None
+        if state is None:
+            self._totals = Totals(self.kpi)
+        else:
+            self._totals = Totals(self.kpi, state.series)
+            # counters continue from their stored totals even before the database answers
+            self._shape = Shape.for_rendering(self.kpi, self.metric, self.const_labels)
+            self.publish(self._totals.render(self._shape, time.time()))
+            self._cursor, self._tiebreak, self._rows = state.cursor, state.tiebreak, state.rows
+            self._positioned = True
+            event(
+                INFO,
+                "state_restored",
+                kpi=self.kpi.name,
+                cursor=self._cursor,
+                series=len(state.series),
+            )
+        self._restored = True
+
+    def _poll_cursor(self, now: float) -> Snapshot:
+        if not self._restored:
+            self._restore()
+        assert self._totals is not None and self.store is not None
+        rows_before = self._rows
+        try:
+            if not self._positioned:
+                self._catch_up(now, count=False)
+                self._positioned = True
+                event(INFO, "cursor_positioned", kpi=self.kpi.name, cursor=self._cursor)
+            self._catch_up(now, count=True)
+        except PollFailed:
+            if self._rows != rows_before and self._shape is not None:
+                self.publish(self._totals.render(self._shape, now))  # what was stored
+            raise
+        finally:
+            self._lag(now)
+        assert self._shape is not None
+        return self._totals.render(self._shape, now)
+
+    def _catch_up(self, now: float, count: bool) -> None:
+        """Fetch batches until caught up; each applied batch is stored before it is published."""
+        assert self._totals is not None and self.store is not None
+        kpi = self.kpi
+        assert kpi.cursor is not None
+        for _ in range(MAX_BATCHES_PER_POLL):
+            rows = self._query(self._params(now))
+            try:
+                shape = self._shape = Shape(kpi, self.metric, self.const_labels, rows)
+                cursor_index = shape.column(kpi.cursor, "cursor")
+                tiebreak_index = shape.column(kpi.tiebreak, "tiebreak") if kpi.tiebreak else None
+                kept = self._complete_rows(rows.rows, cursor_index, tiebreak_index)
+                staged = self._totals.stage(shape, kept, now) if count else {}
+            except ResultError as exc:
+                raise PollFailed("result", exc.message, exc.column) from None
+            if kept:
+                cursor = kept[-1][cursor_index]
+                tiebreak = kept[-1][tiebreak_index] if tiebreak_index is not None else 0
+                applied = len(kept) if count else 0
+                try:
+                    self.store.save(
+                        kpi.name,
+                        kpi.fingerprint(),
+                        cursor,
+                        tiebreak,
+                        self._rows + applied,
+                        staged,
+                    )
+                except Exception as exc:
+                    self.metrics.state_write_errors.inc()
+                    raise PollFailed(None, f"state write failed: {exc}") from None
+                self._totals.merge(staged)
+                self._cursor, self._tiebreak = cursor, tiebreak
+                self._rows += applied
+                if applied:
+                    self.metrics.rows_processed.labels(kpi.name).inc(applied)
+            if len(rows.rows) < kpi.batch:
+                return
+        event(WARNING, "catch_up_incomplete", kpi=kpi.name, batches=MAX_BATCHES_PER_POLL)
+
+    def _complete_rows(
+        self, rows: Sequence[tuple[Any, ...]], cursor_index: int, tiebreak_index: int | None
+    ) -> Sequence[tuple[Any, ...]]:
+        """Rows safe to apply now: in cursor order, and without a tie cut by the batch limit."""
+        previous = None
+        for row in rows:
+            value = row[cursor_index]
+            if value is None:
+                raise ResultError("the cursor column is NULL in a row", self.kpi.cursor)
+            if previous is not None:
+                try:
+                    if value < previous:
+                        raise ResultError(
+                            "rows are not in cursor order: the query needs ORDER BY its cursor",
+                            self.kpi.cursor,
+                        )
+                except TypeError:
+                    raise ResultError("the cursor column mixes types", self.kpi.cursor) from None
+            previous = value
+        if len(rows) < self.kpi.batch or tiebreak_index is not None or not rows:
+            return rows
+        # A full batch may have cut a run of equal cursor values: leave that run for the next
+        # fetch, which reads `> :cursor` from the value before it.
+        last = rows[-1][cursor_index]
+        end = len(rows)
+        while end > 0 and rows[end - 1][cursor_index] == last:
+            end -= 1
+        if end == 0:
+            raise ResultError(
+                f"all {len(rows)} rows of a batch share one cursor value: "
+                "set 'tiebreak' or a larger 'batch'",
+                self.kpi.cursor,
+            )
+        return rows[:end]
+
+    def _lag(self, now: float) -> None:
+        cursor = self._cursor
+        if isinstance(cursor, dt.datetime):
+            stamp = cursor if cursor.tzinfo else cursor.replace(tzinfo=dt.UTC)
+            self.metrics.cursor_lag.labels(self.kpi.name).set(max(0.0, now - stamp.timestamp()))
+        elif self.kpi.settle is not None and isinstance(cursor, int | float) and cursor > 0:
+            self.metrics.cursor_lag.labels(self.kpi.name).set(max(0.0, now - float(cursor)))
+
+    # -- outcome -----------------------------------------------------------------------------
+
+    def _count(self, reason: Reason) -> None:
+        self.metrics.query_errors.labels(self.kpi.name, self.database, reason).inc()
+
+    def _succeeded(self, now: float, started: float, snapshot: Snapshot) -> None:
+        self.publish(snapshot)
+        status = self.status
+        if status.state == "failed":
+            event(INFO, "poll_recovered", kpi=self.kpi.name, after_failures=status.failures)
+        status.state = "ok"
+        status.last_run = now
+        status.last_duration = time.monotonic() - started
+        status.last_success = time.time()
+        status.last_error = status.last_reason = None
+        status.failures = 0
+        status.retry_at = 0.0
+        status.series = snapshot.series
+        self.metrics.kpi_up.labels(self.kpi.name).set(1)
+        self.metrics.last_success.labels(self.kpi.name).set(status.last_success)
+        self.metrics.series.labels(self.kpi.name).set(snapshot.series)
+
+    def _failed(self, now: float, started: float, failure: PollFailed) -> None:
+        if failure.reason is not None:
+            self._count(failure.reason)
+        status = self.status
+        status.state = "failed"
+        status.last_run = now
+        status.last_duration = time.monotonic() - started
+        status.last_error = failure.message
+        status.last_reason = failure.reason or "internal"
+        status.failures += 1
+        extra = min(self.kpi.period * (2 ** (status.failures - 1) - 1), MAX_BACKOFF)
+        status.retry_at = now + extra
+        self.metrics.kpi_up.labels(self.kpi.name).set(0)
+        event(
+            WARNING,
+            "poll_failed",
+            kpi=self.kpi.name,
+            database=self.database,
+            reason=status.last_reason,
+            column=failure.column,
+            error=failure.message,
+            failures=status.failures,
+            retry_in=round(extra, 1),
+        )

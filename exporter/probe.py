@@ -1,0 +1,70 @@
+"""`check --connect`: run each KPI's query once and compare its columns with the spec."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from exporter.source import QueryError, Source, open_source
+from exporter.spec import Kpi, Spec
+from exporter.sqlparams import placeholders
+
+
+def expected_columns(kpi: Kpi) -> list[tuple[str, str]]:
+    """(column, role) pairs the result must have."""
+    columns = [(name, "label") for name in kpi.labels]
+    if kpi.value_column:
+        columns.append((kpi.value_column, "value"))
+    if kpi.cursor:
+        columns.append((kpi.cursor, "cursor"))
+    if kpi.tiebreak:
+        columns.append((kpi.tiebreak, "tiebreak"))
+    if kpi.type == "histogram" and not kpi.cursor:
+        columns.append(("le", "bucket bound"))
+        if kpi.sum:
+            columns.append((kpi.sum, "sum"))
+    return columns
+
+
+def probe_params(kpi: Kpi, now: float) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "now": now,
+        "last_success": 0.0,
+        "cursor": kpi.initial_cursor,
+        "tiebreak": 0,
+        "batch": 1,  # the columns are all we need
+        "settled": now - (kpi.settle or 0.0),
+        **kpi.params,
+    }
+    return {name: values[name] for name in placeholders(kpi.query)}
+
+
+def probe_spec(spec: Spec) -> list[str]:
+    """Every problem found, one line each, naming the KPI and database."""
+    problems: list[str] = []
+    sources: dict[str, Source] = {}
+    try:
+        for kpi in spec.kpis:
+            where = f"kpi {kpi.name} (database {kpi.database})"
+            try:
+                if kpi.database not in sources:
+                    sources[kpi.database] = open_source(
+                        kpi.database, spec.databases[kpi.database], spec.exporter.pool_timeout
+                    )
+                rows = sources[kpi.database].query(
+                    kpi.query, probe_params(kpi, time.time()), kpi.timeout
+                )
+            except QueryError as exc:
+                problems.append(f"{where}: query failed ({exc.reason}): {exc.message}")
+                continue
+            found = ", ".join(rows.columns) or "none"
+            for column, role in expected_columns(kpi):
+                if column not in rows.columns:
+                    problems.append(
+                        f"{where}: {role} column {column!r} is missing from the result "
+                        f"(columns: {found})"
+                    )
+    finally:
+        for source in sources.values():
+            source.close()
+    return problems

@@ -1,0 +1,81 @@
+"""Schedule: APScheduler jobs for the polls, one thread pool per database, with jitter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from collections.abc import Callable
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exporter.spec import Kpi
+
+START_SPREAD = 2.0  # first polls are spread over up to this many seconds
+MAX_JITTER = 5.0
+
+
+def trigger_for(kpi: Kpi) -> BaseTrigger:
+    """The KPI's interval or cron trigger, with jitter so equal schedules do not align."""
+    if kpi.interval is not None:
+        jitter = min(kpi.interval * 0.1, MAX_JITTER)
+        return IntervalTrigger(seconds=kpi.interval, jitter=jitter or None, timezone=dt.UTC)
+    assert kpi.schedule is not None
+    return CronTrigger.from_crontab(kpi.schedule, timezone=dt.UTC)
+
+
+def first_run(kpi: Kpi, now: dt.datetime) -> dt.datetime:
+    """A stable offset per KPI name, so a restart does not fire every poll at once."""
+    spread = min(kpi.period, START_SPREAD)
+    fraction = (zlib.crc32(kpi.name.encode()) % 1000) / 1000
+    return now + dt.timedelta(seconds=spread * fraction)
+
+
+class Schedule:
+    """Runs each poll on its trigger; a poll never overlaps itself, misfires coalesce."""
+
+    def __init__(self) -> None:
+        self.scheduler = BackgroundScheduler(timezone=dt.UTC)
+        self._executors: dict[str, int] = {}
+
+    def executor(self, database: str, workers: int) -> str:
+        """The thread pool of one database: a slow database cannot starve another's polls."""
+        alias = f"db:{database}"
+        if self._executors.get(alias) != workers:
+            if alias in self._executors:
+                self.scheduler.remove_executor(alias, shutdown=False)
+            self.scheduler.add_executor(ThreadPoolExecutor(max_workers=workers), alias)
+            self._executors[alias] = workers
+        return alias
+
+    def add(self, kpi: Kpi, run: Callable[[], object], executor: str) -> None:
+        self.scheduler.add_job(
+            run,
+            trigger_for(kpi),
+            id=kpi.name,
+            name=kpi.name,
+            executor=executor,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(kpi.period)),
+            next_run_time=first_run(kpi, dt.datetime.now(dt.UTC)),
+            replace_existing=True,
+        )
+
+    def remove(self, name: str) -> None:
+        if self.scheduler.get_job(name) is not None:
+            self.scheduler.remove_job(name)
+
+    def next_run(self, name: str) -> dt.datetime | None:
+        job = self.scheduler.get_job(name)
+        return job.next_run_time if job is not None else None
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self, wait: bool) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)

@@ -1,0 +1,190 @@
+"""Rows → validated series: label and value columns checked, then rendered into a Snapshot."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from exporter.exposition import escape_label_value, family_header, format_value
+from exporter.snapshot import Snapshot
+from exporter.source import Rows
+from exporter.spec import Kpi
+
+
+class ResultError(Exception):
+    """A query's result does not fit its KPI; the KPI fails, nothing is half-published."""
+
+    def __init__(self, message: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column
+
+
+class Shape:
+    """How one KPI's rows map to series: column positions and the rendered label prefix."""
+
+    def __init__(self, kpi: Kpi, metric: str, const_labels: dict[str, str], rows: Rows) -> None:
+        self.kpi = kpi
+        self.metric = metric
+        index = {name: i for i, name in enumerate(rows.columns)}
+        self.label_index = [self._column(index, name, "label") for name in kpi.labels]
+        value = kpi.value_column
+        self.value_index = self._column(index, value, "value") if value else None
+        self.index = index
+        self.const = [f'{k}="{escape_label_value(v)}"' for k, v in sorted(const_labels.items())]
+        self.label_prefixes = [f'{name}="' for name in kpi.labels]
+
+    @classmethod
+    def for_rendering(cls, kpi: Kpi, metric: str, const_labels: dict[str, str]) -> Shape:
+        """A shape for rendering stored totals before any query has answered."""
+        columns = (*kpi.labels, *([kpi.value_column] if kpi.value_column else []))
+        return cls(kpi, metric, const_labels, Rows(tuple(columns), ()))
+
+    def _column(self, index: dict[str, int], name: str, role: str) -> int:
+        if name not in index:
+            found = ", ".join(index) or "none"
+            raise ResultError(
+                f"{role} column {name!r} is missing from the result (columns: {found})", name
+            )
+        return index[name]
+
+    def column(self, name: str, role: str) -> int:
+        return self._column(self.index, name, role)
+
+    def label_values(self, row: Sequence[Any]) -> tuple[str, ...]:
+        return tuple(label_text(row[i]) for i in self.label_index)
+
+    def labels(self, values: Sequence[str], extra: str = "") -> str:
+        """Rendered `{…}` for one series: constant labels, KPI labels, then `extra`."""
+        parts = [*self.const]
+        parts.extend(
+            p + escape_label_value(v) + '"'
+            for p, v in zip(self.label_prefixes, values, strict=True)
+        )
+        if extra:
+            parts.append(extra)
+        return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def label_text(value: Any) -> str:
+    """A label value from a result cell: NULL is the empty value, bytes are decoded."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def number(value: Any, column: str) -> float:
+    """A sample value from a result cell; anything but a number is a result error."""
+    kind = type(value)
+    if kind is float or kind is int:
+        return float(value)
+    if kind is Decimal or kind is bool:
+        return float(value)
+    raise ResultError(
+        f"value column {column!r} holds {kind.__name__} {str(value)[:40]!r}, not a number", column
+    )
+
+
+def render_plain(
+    kpi: Kpi, metric: str, const_labels: dict[str, str], rows: Rows, taken_at: float
+) -> tuple[Snapshot, int]:
+    """A gauge or database-kept counter: one series per row. Returns (snapshot, rows skipped)."""
+    if kpi.type == "histogram":
+        return render_preaggregated(kpi, metric, const_labels, rows, taken_at)
+    shape = Shape(kpi, metric, const_labels, rows)
+    assert shape.value_index is not None
+    value_index = shape.value_index
+    value_column = kpi.value_column or "value"
+    if len(rows.rows) > kpi.max_series:
+        raise ResultError(
+            f"{len(rows.rows)} rows exceed max_series={kpi.max_series}; nothing was published"
+        )
+    seen: set[str] = set()
+    lines = [family_header(metric, kpi.type, kpi.help, openmetrics=False)]
+    skipped = 0
+    for row in rows.rows:
+        raw = row[value_index]
+        if raw is None:
+            skipped += 1
+            continue
+        value = number(raw, value_column)
+        if kpi.type == "counter" and (value < 0 or math.isnan(value)):
+            raise ResultError(f"counter value {value!r} is negative or NaN", value_column)
+        labels = shape.labels(shape.label_values(row))
+        if labels in seen:
+            raise ResultError(
+                f"two rows have the same labels {labels}; label columns must be unique"
+            )
+        seen.add(labels)
+        lines.append(f"{metric}{labels} {format_value(value)}\n")
+    text = "".join(lines)
+    if kpi.type == "counter":
+        om_header = family_header(metric.removesuffix("_total"), "counter", kpi.help, True)
+        om = om_header + text[len(lines[0]) :]
+        return Snapshot.build(kpi.name, len(seen), taken_at, text, om), skipped
+    return Snapshot.build(kpi.name, len(seen), taken_at, text, None), skipped
+
+
+def render_preaggregated(
+    kpi: Kpi, metric: str, const_labels: dict[str, str], rows: Rows, taken_at: float
+) -> tuple[Snapshot, int]:
+    """A histogram computed in SQL: rows of `le` and cumulative count per label set."""
+    shape = Shape(kpi, metric, const_labels, rows)
+    le_index = shape.column("le", "bucket bound")
+    assert shape.value_index is not None
+    sum_index = shape.column(kpi.sum, "sum") if kpi.sum else None
+    value_column = kpi.value_column or "value"
+    groups: dict[tuple[str, ...], dict[float, float]] = {}
+    sums: dict[tuple[str, ...], float] = {}
+    skipped = 0
+    for row in rows.rows:
+        if row[shape.value_index] is None or row[le_index] is None:
+            skipped += 1
+            continue
+        key = shape.label_values(row)
+        bound = _bound(row[le_index])
+        buckets = groups.setdefault(key, {})
+        if bound in buckets:
+            raise ResultError(f"two rows have le={format_value(bound)} for the same labels", "le")
+        buckets[bound] = number(row[shape.value_index], value_column)
+        if sum_index is not None and row[sum_index] is not None:
+            sums[key] = number(row[sum_index], kpi.sum or "sum")
+    if len(groups) > kpi.max_series:
+        raise ResultError(f"{len(groups)} series exceed max_series={kpi.max_series}")
+    lines = [family_header(metric, "histogram", kpi.help, openmetrics=False)]
+    for key, buckets in groups.items():
+        if math.inf not in buckets:
+            raise ResultError("each label set needs an le='+Inf' row (the total count)", "le")
+        previous = -math.inf
+        for bound in sorted(buckets):
+            count = buckets[bound]
+            if count < previous:
+                raise ResultError("bucket counts must be cumulative (non-decreasing in le)", "le")
+            previous = count
+            bucket_labels = shape.labels(key, 'le="' + format_value(bound) + '"')
+            lines.append(f"{metric}_bucket{bucket_labels} {format_value(count)}\n")
+        labels = shape.labels(key)
+        lines.append(f"{metric}_count{labels} {format_value(buckets[math.inf])}\n")
+        if key in sums:
+            lines.append(f"{metric}_sum{labels} {format_value(sums[key])}\n")
+    return Snapshot.build(kpi.name, len(groups), taken_at, "".join(lines), None), skipped
+
+
+def _bound(value: Any) -> float:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("+inf", "inf", "infinity"):
+            return math.inf
+        try:
+            return float(text)
+        except ValueError:
+            raise ResultError(f"le {value!r} is not a number", "le") from None
+    return number(value, "le")

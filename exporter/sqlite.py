@@ -1,0 +1,100 @@
+"""SqliteSource: read-only SQLite queries, each bounded by a deadline inside SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from exporter.source import QueryError, Rows
+from exporter.spec import Database
+
+_PROGRESS_STEPS = 5_000  # VM instructions between deadline checks
+
+
+def sqlite_path(dsn: str) -> Path:
+    """The file of a `sqlite:///relative` or `sqlite:////absolute` DSN."""
+    rest = dsn.removeprefix("sqlite:")
+    rest = rest.removeprefix("//")
+    if rest.startswith("/") and not rest.startswith("//"):
+        rest = rest[1:]  # sqlite:///x.db -> x.db ; sqlite:////abs -> /abs
+    elif rest.startswith("//"):
+        rest = rest[1:]
+    path = unquote(rest.split("?", 1)[0])
+    if not path:
+        raise QueryError("connection", "sqlite DSN has no file path")
+    return Path(path)
+
+
+class SqliteSource:
+    """A SQLite file; a semaphore bounds concurrent queries like a pool would."""
+
+    dialect = "sqlite"
+
+    def __init__(self, name: str, dsn: str, database: Database, pool_timeout: float) -> None:
+        self.name = name
+        self.path = sqlite_path(dsn)
+        self.read_only = database.read_only
+        self.connect_timeout = database.connect_timeout
+        self.pool_timeout = pool_timeout
+        self._slots = threading.BoundedSemaphore(database.max_connections)
+
+    def _connect(self) -> sqlite3.Connection:
+        mode = "ro" if self.read_only else "rw"
+        uri = f"file:{quote(str(self.path))}?mode={mode}"
+        try:
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=self.connect_timeout, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise QueryError("connection", f"cannot open {self.path}: {exc}") from None
+        if self.read_only:
+            conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    def query(self, sql: str, params: Mapping[str, Any], timeout: float) -> Rows:
+        if not self._slots.acquire(timeout=self.pool_timeout):
+            raise QueryError(
+                "pool", f"no free connection slot within {self.pool_timeout:g}s (max_connections)"
+            )
+        try:
+            conn = self._connect()
+            try:
+                started = time.monotonic()
+                deadline = started + timeout
+                conn.set_progress_handler(
+                    lambda: 1 if time.monotonic() > deadline else 0, _PROGRESS_STEPS
+                )
+                cursor = conn.execute(sql, dict(params))
+                columns = tuple(d[0] for d in cursor.description or ())
+                rows = cursor.fetchall()
+                return Rows(columns, rows, time.monotonic() - started)
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if "interrupted" in text:
+                    raise QueryError(
+                        "timeout", f"query exceeded its {timeout:g}s timeout"
+                    ) from None
+                if "locked" in text or "busy" in text:
+                    raise QueryError("timeout", f"database is locked: {text}") from None
+                if "unable to open" in text or "disk I/O" in text:
+                    raise QueryError("connection", text) from None
+                raise QueryError("sql", text) from None
+            except sqlite3.DatabaseError as exc:
+                text = str(exc)
+                if "not a database" in text:
+                    raise QueryError("connection", text) from None
+                raise QueryError("sql", text) from None
+            except (sqlite3.Warning, ValueError, OverflowError) as exc:
+                raise QueryError("sql", str(exc)) from None
+            finally:
+                conn.close()
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        """Nothing stays open between queries."""

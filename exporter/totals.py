@@ -1,0 +1,126 @@
+"""Accumulated series of cursor KPIs: counter totals and histogram buckets, and their rendering."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.exposition import family_header, format_value
+from exporter.series import ResultError, Shape, number
+from exporter.snapshot import Snapshot
+from exporter.spec import Kpi
+
+LabelKey = tuple[str, ...]
+
+
+@dataclass(slots=True)
+class SeriesTotal:
+    """One series' running total: counter value, or histogram bucket counts with sum and count."""
+
+    created: float
+    value: float = 0.0  # counter total, or histogram sum
+    count: int = 0  # histogram observations
+    buckets: list[int] = field(default_factory=list)  # per bucket (not cumulative), +Inf last
+
+    def copy(self) -> SeriesTotal:
+        return SeriesTotal(self.created, self.value, self.count, list(self.buckets))
+
+
+class Totals:
+    """Every series of one cursor KPI; changes are staged, then merged once stored."""
+
+    def __init__(self, kpi: Kpi, series: Mapping[LabelKey, SeriesTotal] | None = None) -> None:
+        self.kpi = kpi
+        self.bounds: list[float] = list(kpi.buckets or [])
+        self.series: dict[LabelKey, SeriesTotal] = dict(series or {})
+
+    def stage(
+        self, shape: Shape, rows: Iterable[Sequence[Any]], now: float
+    ) -> dict[LabelKey, SeriesTotal]:
+        """The series that `rows` change, as new copies; `self.series` is left untouched."""
+        staged: dict[LabelKey, SeriesTotal] = {}
+        value_index = shape.value_index
+        value_column = self.kpi.value_column or ""
+        histogram = self.kpi.type == "histogram"
+        nbuckets = len(self.bounds) + 1
+        for row in rows:
+            if value_index is None:
+                amount = 1.0
+            else:
+                raw = row[value_index]
+                if raw is None:
+                    continue  # a NULL value is skipped; its row still moves the cursor
+                amount = number(raw, value_column)
+                if math.isnan(amount) or math.isinf(amount):
+                    raise ResultError(f"value {amount!r} cannot be accumulated", value_column)
+                if amount < 0 and not histogram:
+                    raise ResultError(
+                        f"negative value {amount!r} would make the counter go down", value_column
+                    )
+            key = shape.label_values(row)
+            entry = staged.get(key)
+            if entry is None:
+                current = self.series.get(key)
+                if current is not None:
+                    entry = current.copy()
+                else:
+                    entry = SeriesTotal(created=now, buckets=[0] * nbuckets if histogram else [])
+                staged[key] = entry
+            entry.value += amount
+            if histogram:
+                entry.count += 1
+                entry.buckets[bisect.bisect_left(self.bounds, amount)] += 1
+        if len(self.series.keys() | staged.keys()) > self.kpi.max_series:
+            raise ResultError(f"more than max_series={self.kpi.max_series} series; not applied")
+        return staged
+
+    def merge(self, staged: Mapping[LabelKey, SeriesTotal]) -> None:
+        self.series.update(staged)
+
+    def render(self, shape: Shape, taken_at: float) -> Snapshot:
+        """Both exposition formats, with `_created` per series."""
+        kpi, metric = self.kpi, shape.metric
+        base = metric.removesuffix("_total")
+        text: list[str] = []
+        om: list[str] = []
+        created: list[str] = []
+        if kpi.type == "counter":
+            text.append(family_header(metric, "counter", kpi.help, False))
+            om.append(family_header(base, "counter", kpi.help, True))
+            for key, entry in self.series.items():
+                labels = shape.labels(key)
+                sample = f"{metric}{labels} {format_value(entry.value)}\n"
+                stamp = f"{base}_created{labels} {format_value(entry.created)}\n"
+                text.append(sample)
+                om.append(sample)
+                om.append(stamp)
+                created.append(stamp)
+        else:
+            header = family_header(metric, "histogram", kpi.help, False)
+            text.append(header)
+            om.append(family_header(metric, "histogram", kpi.help, True))
+            les = [format_value(b) for b in self.bounds] + ["+Inf"]
+            for key, entry in self.series.items():
+                labels = shape.labels(key)
+                cumulative = 0
+                lines = []
+                for le, bucket in zip(les, entry.buckets, strict=True):
+                    cumulative += bucket
+                    bucket_labels = shape.labels(key, f'le="{le}"')
+                    lines.append(f"{metric}_bucket{bucket_labels} {cumulative}\n")
+                lines.append(f"{metric}_count{labels} {entry.count}\n")
+                lines.append(f"{metric}_sum{labels} {format_value(entry.value)}\n")
+                stamp = f"{metric}_created{labels} {format_value(entry.created)}\n"
+                text.extend(lines)
+                om.extend(lines)
+                om.append(stamp)
+                created.append(stamp)
+        if created:
+            text.append(
+                family_header(f"{base}_created", "gauge", f"{kpi.name} creation time", False)
+            )
+            text.extend(created)
+        return Snapshot.build(kpi.name, len(self.series), taken_at, "".join(text), "".join(om))
