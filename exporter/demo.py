@@ -111,7 +111,7 @@ RATES = {
     "users": 0.2,
     "returning_sessions": 0.3,
     "session_touches": 6.0,
-    "payments": 0.4,
+    "payments": 0.5,
     "generations": 2.0,
     "jobs": 2.0,
     "http_requests": 10.0,
@@ -120,8 +120,8 @@ RATES = {
 }
 INCIDENT_EVERY = 900.0  # seconds; the first INCIDENT_LENGTH of each period is an incident
 INCIDENT_LENGTH = 90.0
-SEED_HISTORY_DAYS = 45
-SEED_USERS = 1800
+SEED_HISTORY_DAYS = 60
+SEED_USERS = 5000
 SEED_EVENT_SECONDS = 300.0
 MAX_CATCH_UP = 60.0  # a simulator that was paused does not insert a burst of hours
 
@@ -329,7 +329,7 @@ def _payments(cur: Any, dialect: str, rng: random.Random, at_times: list[float])
     for at in at_times:
         plan = _pick(rng, PLAN_WEIGHTS)
         currency = _pick(rng, CURRENCY_WEIGHTS)
-        failed = rng.random() < (0.35 if incident(at) else 0.06)
+        failed = rng.random() < (0.4 if incident(at) else 0.02)
         rows.append(
             (
                 rng.randint(1, max(1, users)),
@@ -350,7 +350,7 @@ def _generations(cur: Any, dialect: str, rng: random.Random, at_times: list[floa
     tokens = []
     for at in at_times:
         kind = _pick(rng, GENERATION_TYPES)
-        failed = rng.random() < (0.2 if incident(at) else 0.03)
+        failed = rng.random() < (0.2 if incident(at) else 0.02)
         generations.append(
             (
                 "failure" if failed else "success",

@@ -1,0 +1,391 @@
+"""The demo database, its simulator, and the demo spec's queries on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import re
+import sqlite3
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT
+
+from exporter import demo
+from exporter.loading import load_spec
+from exporter.spec import Kpi, Spec
+from exporter.sqlparams import placeholders, to_pyformat
+
+DEMO_SPEC = ROOT / "config" / "demo.yaml"
+NOW = 1_700_000_000.0  # an incident window starts 100 s later (see demo.incident)
+SEED = 20240601
+TICKS = 5  # one-second ticks of activity after the seed, so updated queue jobs are compared too
+# 30-day churn and 7-day retention move when users come back or age past a window, and
+# payment failures are rare outside incidents: minutes, not seconds, for these three.
+SLOW_KPIS = {"churned_users", "user_retention_ratio", "payment_failures_total"}
+
+
+@pytest.fixture(scope="module")
+def spec() -> Spec:
+    return load_spec([DEMO_SPEC]).spec
+
+
+def bind(kpi: Kpi, now: float, batch: int | None = None) -> dict[str, Any]:
+    """The parameters the daemon binds for a first poll, limited to those the query uses."""
+    values: dict[str, Any] = {"now": now, "last_success": 0.0, **kpi.params}
+    if kpi.cursor is not None:
+        values.update(
+            cursor=kpi.initial_cursor,
+            tiebreak=0,
+            batch=batch or kpi.batch,
+            settled=now - (kpi.settle or 0.0),
+        )
+    return {name: values[name] for name in placeholders(kpi.query)}
+
+
+def run_sqlite(conn: sqlite3.Connection, kpi: Kpi, params: dict[str, Any]) -> tuple[list, list]:
+    cur = conn.execute(kpi.query, params)
+    return [d[0] for d in cur.description], cur.fetchall()
+
+
+def run_pg(conn: Any, kpi: Kpi, params: dict[str, Any]) -> tuple[list, list]:
+    cur = conn.execute(to_pyformat(kpi.query), params)
+    return [d.name for d in cur.description], cur.fetchall()
+
+
+def normalized(rows: list, ordered: bool) -> list[tuple]:
+    """Numbers as floats (PostgreSQL may answer Decimal or int where SQLite answers float)."""
+
+    def value(v: object) -> object:
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, int | float | Decimal):
+            return float(v)
+        return v
+
+    result = [tuple(value(v) for v in row) for row in rows]
+    return result if ordered else sorted(result, key=repr)
+
+
+def seeded_sqlite(now: float = NOW, ticks: int = TICKS) -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    rng = random.Random(SEED)
+    demo.create_schema(conn, "sqlite")
+    demo.seed(conn, "sqlite", now, rng)
+    for tick in range(1, ticks + 1):
+        demo.insert_activity(conn, "sqlite", now + tick, rng, 1.0)
+    return conn
+
+
+def expected_columns(kpi: Kpi) -> set[str]:
+    columns = set(kpi.labels)
+    for column in (kpi.value_column, kpi.cursor, kpi.tiebreak):
+        if column is not None:
+            columns.add(column)
+    return columns
+
+
+class TestDemoSpec:
+    def test_loads_and_covers_the_brief(self, spec: Spec) -> None:
+        names = {kpi.name for kpi in spec.kpis}
+        brief = {
+            "active_users",
+            "generation_success_total",
+            "generation_failure_total",
+            "token_spend_total",
+            "payment_conversions_total",
+            "payment_failures_total",
+            "queue_failures_total",
+            "queue_job_duration_seconds",
+            "queue_active_jobs",
+            "http_requests_total",
+            "http_request_duration_seconds",
+            "errors_total",
+            "revenue_usd_total",
+            "transactions_total",
+            "new_users_24h",
+            "active_users_24h",
+            "churned_users",
+            "user_retention_ratio",
+            "feature_usage_total",
+        }
+        assert brief <= names
+        assert spec.exporter.port == 9091
+        assert spec.exporter.labels == {"service": "demo"}
+        assert all(kpi.help for kpi in spec.kpis)
+        assert all(5 <= (kpi.interval or 0) <= 30 for kpi in spec.kpis)
+        assert {d.title for d in spec.dashboards} == {
+            "Service Overview",
+            "Business KPIs",
+            "Queue Monitoring",
+        }
+        alerts = {a.name for kpi in spec.kpis for a in kpi.alerts}
+        alerts |= {a.name for ratio in spec.ratios for a in ratio.alerts}
+        alerts |= {a.name for a in spec.alerts}
+        assert alerts == {
+            "HighErrorRate",
+            "CriticalErrorRate",
+            "HighQueueFailureRate",
+            "PaymentFailures",
+            "LowGenerationSuccessRate",
+            "HighResponseTime",
+            "ServiceDown",
+        }
+
+    def test_queries_are_portable(self, spec: Spec) -> None:
+        for kpi in spec.kpis:
+            assert "::" not in kpi.query, kpi.name
+            assert "%" not in kpi.query, kpi.name
+            assert "service" not in kpi.labels, kpi.name
+
+    def test_cursor_queries_read_in_cursor_order(self, spec: Spec) -> None:
+        for kpi in (k for k in spec.kpis if k.cursor is not None):
+            order = kpi.cursor if kpi.tiebreak is None else f"{kpi.cursor}, {kpi.tiebreak}"
+            assert re.search(rf"ORDER BY {order} LIMIT :batch\s*$", kpi.query), kpi.name
+            if kpi.tiebreak is not None:
+                assert kpi.settle is not None and "settled" in placeholders(kpi.query)
+
+
+class TestSchema:
+    def test_create_schema_is_idempotent(self) -> None:
+        conn = sqlite3.connect(":memory:")
+        demo.create_schema(conn, "sqlite")
+        demo.create_schema(conn, "sqlite")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert set(demo._TABLES) <= tables
+
+    def test_unknown_dialect_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="unknown dialect"):
+            demo.create_schema(sqlite3.connect(":memory:"), "mysql")
+
+    def test_seed_refuses_a_database_with_users(self) -> None:
+        conn = seeded_sqlite(ticks=0)
+        with pytest.raises(ValueError, match="empty"):
+            demo.seed(conn, "sqlite", NOW, random.Random(1))
+
+
+class TestSeed:
+    def test_history_is_non_trivial(self) -> None:
+        conn = seeded_sqlite(ticks=0)
+        for table in demo._TABLES:
+            count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            assert count >= 100, table
+        oldest = conn.execute("SELECT min(created_at) FROM users").fetchone()[0]
+        assert NOW - oldest > 40 * demo.DAY
+        for table, column in (("payments", "created_at"), ("queue_jobs", "finished_at")):
+            latest = conn.execute(f"SELECT max({column}) FROM {table}").fetchone()[0]
+            assert latest <= NOW, table
+
+    def test_user_gauges_match_a_python_count(self, spec: Spec) -> None:
+        conn = seeded_sqlite(ticks=0)
+        created = dict(conn.execute("SELECT id, created_at FROM users").fetchall())
+        last_seen: dict[int, float] = {}
+        for user, seen in conn.execute("SELECT user_id, last_seen FROM sessions"):
+            last_seen[user] = max(seen, last_seen.get(user, 0.0))
+        month, week = NOW - 30 * demo.DAY, NOW - 7 * demo.DAY
+        churned = sum(1 for u, c in created.items() if c <= month and last_seen.get(u, 0) <= month)
+        old = [u for u, c in created.items() if c <= week]
+        retained = sum(1 for u in old if last_seen.get(u, 0) > week) / len(old)
+        expected = {
+            "churned_users": churned,
+            "user_retention_ratio": retained,
+            "active_users": sum(1 for s in last_seen.values() if s > NOW - 300),
+            "active_users_24h": sum(1 for s in last_seen.values() if s > NOW - demo.DAY),
+            "new_users_24h": sum(1 for c in created.values() if c > NOW - demo.DAY),
+            "users_registered_total": len(created),
+        }
+        for name, value in expected.items():
+            kpi = spec.kpi(name)
+            _, rows = run_sqlite(conn, kpi, bind(kpi, NOW))
+            assert rows == [(pytest.approx(value),)], name
+        assert 0 < churned < len(created) and 0.05 < retained < 0.95
+
+    def test_same_rng_gives_the_same_database(self) -> None:
+        first, second = seeded_sqlite(), seeded_sqlite()
+        for table in demo._TABLES:
+            query = f"SELECT * FROM {table} ORDER BY id"
+            assert first.execute(query).fetchall() == second.execute(query).fetchall(), table
+
+
+class TestKpiQueries:
+    def test_every_query_returns_its_columns_on_sqlite(self, spec: Spec) -> None:
+        conn = seeded_sqlite()
+        for kpi in spec.kpis:
+            columns, rows = run_sqlite(conn, kpi, bind(kpi, NOW + TICKS))
+            assert expected_columns(kpi) <= set(columns), kpi.name
+            assert rows, f"{kpi.name} returned no rows on the seeded database"
+
+    def test_same_rows_on_postgresql_and_sqlite(self, spec: Spec, pg_schema: tuple) -> None:
+        import psycopg
+
+        dsn, _ = pg_schema
+        lite = seeded_sqlite()
+        with psycopg.connect(dsn) as pg:
+            rng = random.Random(SEED)
+            demo.create_schema(pg, "postgresql")
+            demo.create_schema(pg, "postgresql")
+            demo.seed(pg, "postgresql", NOW, rng)
+            for tick in range(1, TICKS + 1):
+                demo.insert_activity(pg, "postgresql", NOW + tick, rng, 1.0)
+            problems = []
+            for kpi in spec.kpis:
+                params = bind(kpi, NOW + TICKS)
+                lite_columns, lite_rows = run_sqlite(lite, kpi, params)
+                pg_columns, pg_rows = run_pg(pg, kpi, params)
+                if pg_columns != lite_columns:
+                    problems.append(f"{kpi.name}: columns {pg_columns} != {lite_columns}")
+                    continue
+                if not expected_columns(kpi) <= set(pg_columns):
+                    problems.append(f"{kpi.name}: missing columns in {pg_columns}")
+                ordered = kpi.cursor is not None
+                got, want = normalized(pg_rows, ordered), normalized(lite_rows, ordered)
+                if not want or not _close(got, want):
+                    first = next((p for p in zip(got, want, strict=False) if p[0] != p[1]), None)
+                    problems.append(
+                        f"{kpi.name}: {len(got)} PostgreSQL rows, {len(want)} SQLite rows; "
+                        f"first difference {first}"
+                    )
+            assert not problems, "\n".join(problems)
+
+    def test_cursor_paging_reads_every_row_once(self, spec: Spec) -> None:
+        conn = seeded_sqlite()
+        now = NOW + TICKS
+        for kpi in (k for k in spec.kpis if k.cursor is not None):
+            _, everything = run_sqlite(conn, kpi, bind(kpi, now))
+            assert len(everything) < kpi.batch, kpi.name
+            names = [d[0] for d in conn.execute(kpi.query, bind(kpi, now)).description]
+            at_cursor = names.index(kpi.cursor)
+            at_tie = names.index(kpi.tiebreak) if kpi.tiebreak else None
+            pages: list[tuple] = []
+            params = bind(kpi, now, batch=7)
+            for _ in range(len(everything) // 7 + 2):
+                _, page = run_sqlite(conn, kpi, params)
+                if not page:
+                    break
+                pages.extend(page)
+                params["cursor"] = page[-1][at_cursor]
+                if at_tie is not None:
+                    params["tiebreak"] = page[-1][at_tie]
+            assert pages == everything, kpi.name
+
+
+class TestActivity:
+    def test_every_kpi_moves(self, spec: Spec) -> None:
+        conn = seeded_sqlite(ticks=0)
+        rng = random.Random(SEED + 1)
+
+        def results(now: float) -> dict[str, list]:
+            return {
+                kpi.name: normalized(run_sqlite(conn, kpi, bind(kpi, now))[1], False)
+                for kpi in spec.kpis
+            }
+
+        before = results(NOW)
+        moved_at: dict[str, int] = {}
+        for second in range(1, 601):
+            demo.insert_activity(conn, "sqlite", NOW + second, rng, 1.0)
+            if second <= 60 or second % 30 == 0:
+                for name, rows in results(NOW + second).items():
+                    if rows != before[name]:
+                        moved_at.setdefault(name, second)
+        still = sorted({k.name for k in spec.kpis} - set(moved_at))
+        assert not still, f"unchanged after 10 simulated minutes: {still}"
+        slow = sorted(name for name, at in moved_at.items() if at > 60 and name not in SLOW_KPIS)
+        assert not slow, f"took over a minute to move: {[(n, moved_at[n]) for n in slow]}"
+
+    def test_rows_stay_in_the_simulated_past(self) -> None:
+        conn = seeded_sqlite(ticks=30)
+        end = NOW + 30
+        for table, column in (
+            ("users", "created_at"),
+            ("sessions", "last_seen"),
+            ("payments", "created_at"),
+            ("generations", "created_at"),
+            ("http_requests", "created_at"),
+            ("errors", "created_at"),
+            ("feature_events", "created_at"),
+            ("queue_jobs", "finished_at"),
+        ):
+            assert conn.execute(f"SELECT max({column}) FROM {table}").fetchone()[0] <= end
+        bad = conn.execute(
+            "SELECT count(*) FROM queue_jobs WHERE finished_at < started_at "
+            "OR (status IN ('succeeded', 'failed')) <> (finished_at IS NOT NULL) "
+            "OR (status = 'queued') <> (started_at IS NULL)"
+        ).fetchone()[0]
+        assert bad == 0
+
+    def test_zero_seconds_inserts_nothing(self) -> None:
+        conn = seeded_sqlite(ticks=0)
+        before = conn.execute("SELECT count(*) FROM http_requests").fetchone()[0]
+        demo.insert_activity(conn, "sqlite", NOW, random.Random(1), 0.0)
+        assert conn.execute("SELECT count(*) FROM http_requests").fetchone()[0] == before
+
+
+class TestSimulator:
+    def test_creates_seeds_ticks_and_stops(self, tmp_path: Path) -> None:
+        path = tmp_path / "nested" / "demo.db"
+        simulator = demo.Simulator(path, tick=0.05, seed=3)
+        simulator.start()
+        try:
+            reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            users = reader.execute("SELECT count(*) FROM users").fetchone()[0]
+            seeded = reader.execute("SELECT count(*) FROM http_requests").fetchone()[0]
+            assert users >= demo.SEED_USERS
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and simulator.ticks < 5:
+                time.sleep(0.05)
+            assert simulator.ticks >= 5 and simulator.running
+            grown = reader.execute("SELECT count(*) FROM http_requests").fetchone()[0]
+            assert grown > seeded
+            reader.close()
+        finally:
+            assert simulator.stop(timeout=10)
+        assert not simulator.running
+        assert simulator.stop()  # a second stop is harmless
+
+    def test_restart_keeps_the_data(self, tmp_path: Path) -> None:
+        path = tmp_path / "demo.db"
+        first = demo.Simulator(path, tick=0.05, seed=4)
+        first.start()
+        assert first.stop(timeout=10)
+        with sqlite3.connect(path) as conn:
+            users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+            top = conn.execute("SELECT max(id) FROM http_requests").fetchone()[0]
+        second = demo.Simulator(path, tick=0.05, seed=5)
+        second.start()
+        try:
+            with sqlite3.connect(path) as conn:
+                # not seeded again: the users table only grows by the simulated sign-ups
+                again = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+                assert users <= again < users + 50
+                assert conn.execute("SELECT max(id) FROM http_requests").fetchone()[0] >= top
+        finally:
+            assert second.stop(timeout=10)
+
+    def test_refuses_a_second_start(self, tmp_path: Path) -> None:
+        simulator = demo.Simulator(tmp_path / "demo.db", tick=0.05, seed=6)
+        simulator.start()
+        try:
+            with pytest.raises(RuntimeError):
+                simulator.start()
+        finally:
+            assert simulator.stop(timeout=10)
+
+
+def _close(got: list[tuple], want: list[tuple]) -> bool:
+    """Row by row equality, floats within a relative 1e-9 (sums may add in another order)."""
+    if len(got) != len(want):
+        return False
+    for a, b in zip(got, want, strict=True):
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b, strict=True):
+            if isinstance(x, float) and isinstance(y, float):
+                if abs(x - y) > 1e-9 * max(1.0, abs(y)):
+                    return False
+            elif x != y:
+                return False
+    return True
