@@ -20,6 +20,7 @@ MAX_NODES = 200_000  # after alias expansion: refuses YAML bombs before pydantic
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _LIST_KEYS = ("kpis", "ratios", "alerts", "dashboards")
 _MAP_KEYS = ("exporter", "databases")
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,13 @@ def _build(
     loader: yaml.SafeLoader,
 ) -> Any:
     lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_TAGS:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"could not determine a constructor for the tag {node.tag!r}",
+            node.start_mark,
+        )
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
