@@ -230,5 +230,59 @@ def generate() -> None:
     """Generate Prometheus rules or Grafana dashboards from the spec."""
 
 
+@generate.command("dashboards")
+@config_option
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), default=Path("dashboards"), show_default=True
+)
+def generate_dashboards(configs: tuple[Path, ...], output: Path) -> None:
+    """Write Grafana dashboards (JSON), a provisioning file and a README for the spec."""
+    from exporter.dashboards import render, write
+
+    for path in write(render(load_or_exit(configs).spec), output):
+        click.echo(str(path))
+
+
+@main.group()
+def dashboards() -> None:
+    """Work with the generated Grafana dashboards."""
+
+
+@dashboards.command("push")
+@config_option
+@click.option("--grafana-url", required=True, help="Base URL of Grafana, e.g. http://grafana:3000")
+@click.option("--token-file", type=click.Path(path_type=Path), help="Read the token from a file.")
+@click.option("--folder", default="KPI exporter", show_default=True, help="Folder, by title.")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per request.")
+def dashboards_push(
+    configs: tuple[Path, ...],
+    grafana_url: str,
+    token_file: Path | None,
+    folder: str,
+    timeout: float,
+) -> None:
+    """Create or overwrite the dashboards in Grafana (token: GRAFANA_TOKEN or --token-file)."""
+    from exporter.dashboards import boards, render_board
+    from exporter.grafana import GrafanaClient, GrafanaError, push
+
+    spec = load_or_exit(configs).spec
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {token_file}: {exc.strerror}") from None
+    else:
+        token = os.environ.get("GRAFANA_TOKEN", "").strip()
+    if not token:
+        raise click.ClickException("no token: set GRAFANA_TOKEN or pass --token-file")
+    client = GrafanaClient(grafana_url, token, timeout)
+    try:
+        pushed = push(client, [render_board(b) for b in boards(spec)], folder, "kpi-exporter")
+    except GrafanaError as exc:
+        raise click.ClickException(str(exc)) from None
+    for item in pushed:
+        click.echo(f"pushed {item.uid} ({item.title}) version {item.version} {item.url}")
+
+
 if __name__ == "__main__":
     main()
