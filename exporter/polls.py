@@ -78,6 +78,8 @@ class KpiPoll:
         self._rows = 0
         self._restored = False
         self._positioned = kpi.start == "earliest"
+        if kpi.cursor is not None and store is not None:
+            self._restore()  # stored totals are published before any query answers
 
     @property
     def database(self) -> str:
