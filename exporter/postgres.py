@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from exporter.source import APPLICATION_NAME, QueryError, Rows, dsn_secrets, redact
@@ -50,7 +51,13 @@ class PostgresSource:
                 source._connect_error = None
                 return conn
 
-        options = "-c default_transaction_read_only=on" if database.read_only else ""
+        # keyword arguments replace the DSN's own `options` (e.g. a search_path): extend them
+        try:
+            options = str(conninfo_to_dict(dsn).get("options") or "")
+        except psycopg.Error:
+            options = ""  # a malformed DSN fails at connect, with a redacted message
+        if database.read_only:
+            options = f"{options} -c default_transaction_read_only=on".strip()
         self.pool: ConnectionPool[Any] = ConnectionPool(
             dsn,
             connection_class=_Connection,
