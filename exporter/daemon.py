@@ -180,7 +180,7 @@ class Daemon:
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop scheduling, let running polls finish, close pools and the state file."""
-        self.schedule.scheduler.pause()
+        self.schedule.pause()
         deadline = time.monotonic() + grace
         for poll in self.polls.values():
             poll.wait_idle(deadline - time.monotonic())

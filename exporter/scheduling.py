@@ -76,6 +76,11 @@ class Schedule:
     def start(self) -> None:
         self.scheduler.start()
 
+    def pause(self) -> None:
+        """No new poll starts; running ones go on."""
+        if self.scheduler.running:
+            self.scheduler.pause()
+
     def stop(self, wait: bool) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
