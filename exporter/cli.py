@@ -230,6 +230,32 @@ def generate() -> None:
     """Generate Prometheus rules or Grafana dashboards from the spec."""
 
 
+@generate.command("rules")
+@config_option
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), default=Path("rules"), show_default=True
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mixin", "prometheus-operator"]),
+    default="mixin",
+    show_default=True,
+    help="mixin: prometheus_alerts.yaml, prometheus_rules.yaml, tests/; or a PrometheusRule.",
+)
+def generate_rules(configs: tuple[Path, ...], output: Path, fmt: str) -> None:
+    """Write Prometheus alerting and recording rules and their promtool unit tests."""
+    from exporter.rule_files import write_files
+
+    try:
+        written = write_files(load_or_exit(configs).spec, output, fmt)  # type: ignore[arg-type]
+    except ValueError as exc:
+        click.echo(f"cannot generate rules: {exc}", err=True)
+        sys.exit(EXIT_SPEC)
+    for path in written:
+        click.echo(str(path))
+
+
 @generate.command("dashboards")
 @config_option
 @click.option(

@@ -391,4 +391,7 @@ def reference_errors(spec: Spec) -> list[tuple[Loc, str]]:
                             f"{name!r} is neither a KPI nor a ratio of this spec",
                         )
                     )
+    from exporter.rule_checks import rule_errors  # imports this module: load it late
+
+    problems.extend(rule_errors(spec))
     return problems

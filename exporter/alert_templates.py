@@ -1,0 +1,133 @@
+"""The subset of Prometheus alert templates that generated unit tests can render exactly."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+
+_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
+_LABEL = re.compile(r"^\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)$")
+_PRINTF = re.compile(r'^printf\s+"(%\.\d+[fg])"\s+\$value$')
+_PIPES = ("humanize", "humanizePercentage", "humanizeDuration")
+
+
+class TemplateError(ValueError):
+    """A template uses something outside the supported subset."""
+
+
+def go_value(value: float) -> str:
+    """A float64 as Go's fmt %v prints it (shortest digits, exponent from 1e21 or below 1e-4)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits))
+    point = len(text) + exponent  # position of the decimal point
+    exp = point - 1
+    minus = "-" if sign else ""
+    if exp < -4 or exp >= 21:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{minus}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{minus}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return f"{minus}{text}{'0' * (point - len(text))}"
+    return f"{minus}{text[:point]}.{text[point:]}"
+
+
+def _g4(value: float) -> str:
+    return format(value, ".4g")
+
+
+def humanize(value: float) -> str:
+    """Prometheus' humanize: SI prefixes, four significant digits."""
+    if value == 0 or math.isnan(value) or math.isinf(value):
+        return _g4(value)
+    prefix = ""
+    if abs(value) >= 1:
+        for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
+            if abs(value) < 1000:
+                break
+            prefix = p
+            value /= 1000
+        return _g4(value) + prefix
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(value) >= 1:
+            break
+        prefix = p
+        value *= 1000
+    return _g4(value) + prefix
+
+
+def humanize_duration(value: float) -> str:
+    """Prometheus' humanizeDuration: '1d 2h 3m 4s', '12.5s', '250ms'."""
+    if math.isnan(value) or math.isinf(value):
+        return _g4(value)
+    if value == 0:
+        return _g4(value) + "s"
+    if abs(value) >= 1:
+        sign = "-" if value < 0 else ""
+        value = abs(value)
+        whole = int(value)
+        seconds, minutes = whole % 60, (whole // 60) % 60
+        hours, days = (whole // 3600) % 24, whole // 86400
+        if days:
+            return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
+        if hours:
+            return f"{sign}{hours}h {minutes}m {seconds}s"
+        if minutes:
+            return f"{sign}{minutes}m {seconds}s"
+        return f"{sign}{_g4(value)}s"
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(value) >= 1:
+            break
+        prefix = p
+        value *= 1000
+    return f"{_g4(value)}{prefix}s"
+
+
+def humanize_percentage(value: float) -> str:
+    """Prometheus' humanizePercentage: 0.5 -> '50%'."""
+    return _g4(value * 100) + "%"
+
+
+def _action(action: str, labels: Mapping[str, str], value: float) -> str:
+    label = _LABEL.match(action)
+    if label:
+        return labels.get(label.group(1), "")
+    printf = _PRINTF.match(action)
+    if printf:
+        return printf.group(1) % value
+    parts = [p.strip() for p in action.split("|")]
+    if parts[0] != "$value" or len(parts) > 2:
+        raise TemplateError(f"unsupported template action {{{{ {action} }}}}")
+    if len(parts) == 1:
+        return go_value(value)
+    if parts[1] == "humanize":
+        return humanize(value)
+    if parts[1] == "humanizePercentage":
+        return humanize_percentage(value)
+    if parts[1] == "humanizeDuration":
+        return humanize_duration(value)
+    raise TemplateError(f"unsupported template function {parts[1]!r} (use one of {_PIPES})")
+
+
+def render(template: str, labels: Mapping[str, str], value: float) -> str:
+    """Expand `{{ $value | humanize }}`, `{{ $labels.x }}` and printf of $value; else raise."""
+    return _ACTION.sub(lambda m: _action(m.group(1), labels, value), template)
+
+
+def check(template: str) -> str | None:
+    """None when `render` supports the template, else why not."""
+    try:
+        render(template, {}, 1.0)
+    except TemplateError as exc:
+        return str(exc)
+    return None

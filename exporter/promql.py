@@ -1,0 +1,132 @@
+"""PromQL text building from the spec: selectors, aggregations, names (rules and dashboards)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+from exporter.fields import format_duration
+from exporter.spec import Kpi, Ratio, Spec
+
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+class Matcher(NamedTuple):
+    """One label matcher of a selector: name, operator (= != =~ !~) and value."""
+
+    name: str
+    op: str
+    value: str
+
+
+def quote(value: str) -> str:
+    """A PromQL double-quoted string literal."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def parse_matchers(selector: str) -> list[Matcher]:
+    """Split `a="x", b=~"y"` into matchers; raise ValueError on anything else."""
+    matchers: list[Matcher] = []
+    text = selector.strip().removeprefix("{").removesuffix("}").strip()
+    pos = 0
+    while pos < len(text):
+        match = _MATCHER.match(text, pos)
+        if match is None:
+            raise ValueError(f"cannot read label matchers from {selector!r}")
+        value = re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), match.group(3))
+        matchers.append(Matcher(match.group(1), match.group(2), value))
+        pos = match.end()
+    return matchers
+
+
+def duration(seconds: float) -> str:
+    """A PromQL duration ('5m', '1h')."""
+    return format_duration(seconds)
+
+
+def selector(spec: Spec, matchers: Mapping[str, str] | None = None) -> str:
+    """The rules' selector for our own series plus exact matchers: `{job="x", route="/a"}`."""
+    parts = [spec.exporter.rule_selector()]
+    parts.extend(f"{name}={quote(value)}" for name, value in sorted((matchers or {}).items()))
+    return "{" + ", ".join(parts) + "}"
+
+
+def selector_matchers(matchers: Mapping[str, str]) -> str:
+    """Exact matchers alone: `{route="/a"}`, or nothing."""
+    if not matchers:
+        return ""
+    return "{" + ", ".join(f"{k}={quote(v)}" for k, v in sorted(matchers.items())) + "}"
+
+
+def series(name: str, spec: Spec, matchers: Mapping[str, str] | None = None) -> str:
+    """A metric with the rules' selector: `errors_total{job="kpi-exporter"}`."""
+    return name + selector(spec, matchers)
+
+
+def names_selector(names: Sequence[str], spec: Spec) -> str:
+    """One selector over several metric names, so that a missing one does not empty a sum."""
+    if len(names) == 1:
+        return series(names[0], spec)
+    alternatives = "|".join(sorted(set(names)))
+    return "{" + f"__name__=~{quote(alternatives)}, {spec.exporter.rule_selector()}" + "}"
+
+
+def aggregate(op: str, expr: str, by: Iterable[str] | None = None, without: bool = False) -> str:
+    """`op by (a, b) (expr)`, `op without (instance) (expr)` or `op(expr)` for an empty by."""
+    if without:
+        return f"{op} without (instance) ({expr})"
+    labels = list(by or [])
+    if not labels:
+        return f"{op}({expr})"
+    return f"{op} by ({', '.join(labels)}) ({expr})"
+
+
+def base_name(name: str) -> str:
+    """A metric name without its `_total` (rates of counters drop it)."""
+    return name.removesuffix("_total")
+
+
+def camel(name: str) -> str:
+    """`queue_depth_total` -> `QueueDepth` (alert names)."""
+    return "".join(part[:1].upper() + part[1:] for part in base_name(name).split("_") if part)
+
+
+def words(name: str) -> str:
+    """`queue_depth_total` -> `queue depth` (sentences)."""
+    return base_name(name).replace("_", " ")
+
+
+def source_labels(spec: Spec, kpi: Kpi) -> list[str]:
+    """Labels a scraped KPI series carries: job, instance, exporter labels, the KPI's labels."""
+    return ["job", "instance", *sorted(spec.exporter.labels), *kpi.labels]
+
+
+def ratio_kpis(spec: Spec, ratio: Ratio) -> list[Kpi]:
+    """The counter KPIs a ratio reads (good first), by their exposed names."""
+    by_name = {spec.metric_name(k): k for k in spec.kpis}
+    names = [ratio.good, *[n for n in ratio.total if n != ratio.good]]
+    return [by_name[name] for name in names if name in by_name]
+
+
+def ratio_level(spec: Spec, ratio: Ratio) -> list[str] | None:
+    """Labels a ratio keeps: None means `without (instance)` (all its counters share labels)."""
+    kpis = ratio_kpis(spec, ratio)
+    label_sets = [tuple(k.labels) for k in kpis]
+    if len(set(map(frozenset, label_sets))) <= 1:
+        return None
+    common = [name for name in kpis[0].labels if all(name in k.labels for k in kpis)]
+    return ["job", *sorted(spec.exporter.labels), *common]
+
+
+def ratio_sum(spec: Spec, ratio: Ratio, names: Sequence[str], window: float) -> str:
+    """Per-second rate of the given counters summed at the ratio's level."""
+    level = ratio_level(spec, ratio)
+    expr = f"rate({names_selector(names, spec)}[{duration(window)}])"
+    return aggregate("sum", expr, by=level, without=level is None)
+
+
+def ratio_record_prefix(ratio: Ratio) -> str:
+    """`job:generation_success` for ratio `generation_success_ratio` (record names)."""
+    return f"job:{ratio.name.removesuffix('_ratio')}"

@@ -1,0 +1,476 @@
+"""promtool unit tests generated from the spec: each alert silent before `for`, firing after."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from exporter import promql
+from exporter.alert_templates import render
+from exporter.promql import duration, quote
+from exporter.rules import (
+    AlertRule,
+    RuleSet,
+    absent_alert,
+    anomaly_alert,
+    budget_record,
+    burn_alerts,
+    confirm_for,
+    error_budget,
+    forecast_alert,
+    health_rules,
+    no_increase_alert,
+    no_increase_level,
+    ratio_labels,
+    ratio_threshold_alert,
+    threshold_alert,
+    threshold_labels,
+)
+from exporter.spec import Kpi, Ratio, Spec, Threshold
+
+INSTANCE = "exporter:9091"
+Labels = dict[str, str]
+
+
+class ScenarioError(ValueError):
+    """No input series can make this alert fire: the spec asks for something impossible."""
+
+
+@dataclass
+class TestCase:
+    """One promtool test: input series, then alert checks and expression checks."""
+
+    series: list[tuple[str, Labels, str]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    exprs: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_series(self, name: str, labels: Labels, values: str) -> None:
+        self.series.append((name, labels, values))
+
+    def expect(self, at: float, rule: AlertRule, firing: Sequence[tuple[Labels, float]]) -> None:
+        """`rule` fires at `at` exactly once per (series labels, value); [] means silent."""
+        alerts = []
+        for labels, value in firing:
+            alerts.append(
+                {
+                    "exp_labels": dict(sorted({**labels, **dict(rule.labels)}.items())),
+                    "exp_annotations": {k: render(v, labels, value) for k, v in rule.annotations},
+                }
+            )
+        self.alerts.append(
+            {"eval_time": duration_or_zero(at), "alertname": rule.alert, "exp_alerts": alerts}
+        )
+
+    def document(self, step: float) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "interval": duration(step),
+            "input_series": [
+                {"series": _series_text(name, labels), "values": values}
+                for name, labels, values in self.series
+            ],
+        }
+        if self.alerts:
+            doc["alert_rule_test"] = self.alerts
+        if self.exprs:
+            doc["promql_expr_test"] = self.exprs
+        return doc
+
+
+def duration_or_zero(seconds: float) -> str:
+    return duration(seconds) if seconds > 0 else "0s"
+
+
+def _series_text(name: str, labels: Mapping[str, str]) -> str:
+    inner = ", ".join(f"{k}={quote(v)}" for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def _num(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def ramp(start: float, increment: float, steps: int) -> str:
+    """promtool's expanding notation: `start`, then `steps` more values `increment` apart."""
+    sign = "+" if increment >= 0 else "-"
+    return f"{_num(start)}{sign}{_num(abs(increment))}x{steps}"
+
+
+def _step(durations: Iterable[float]) -> float:
+    """The evaluation step: a minute, or the largest whole-second divisor of every duration."""
+    step = 60
+    for value in durations:
+        step = math.gcd(step, max(1, round(value)))
+    return float(step)
+
+
+def _up(at: float, step: float) -> float:
+    return math.ceil(at / step) * step
+
+
+def _steps(until: float, step: float) -> int:
+    return round(until / step) + 2
+
+
+def base_labels(spec: Spec) -> Labels:
+    """Labels Prometheus attaches to our series, valued to satisfy the rules' selector."""
+    labels: Labels = {"job": spec.exporter.job, "instance": INSTANCE, **spec.exporter.labels}
+    for matcher in promql.parse_matchers(spec.exporter.rule_selector()):
+        if matcher.op == "=":
+            labels[matcher.name] = matcher.value
+        elif matcher.op == "=~":
+            first = matcher.value.split("|")[0]
+            if not re.fullmatch(matcher.value, first):
+                raise ScenarioError(f"cannot pick a value matching {matcher.name}=~{matcher.value}")
+            labels[matcher.name] = first
+        else:
+            candidate = labels.get(matcher.name, "test")
+            if (matcher.op == "!=" and candidate == matcher.value) or (
+                matcher.op == "!~" and re.fullmatch(matcher.value, candidate)
+            ):
+                candidate = "x-" + candidate
+            labels[matcher.name] = candidate
+    return labels
+
+
+def kpi_labels(spec: Spec, kpi: Kpi, matchers: Mapping[str, str] | None = None) -> Labels:
+    labels = {**base_labels(spec), **{name: "a" for name in kpi.labels}}
+    return {**labels, **(matchers or {})}
+
+
+def _keep(labels: Mapping[str, str], names: Iterable[str]) -> Labels:
+    return {name: labels[name] for name in names if name in labels}
+
+
+# --- KPI thresholds ---------------------------------------------------------------------------
+
+
+def _crossing(threshold: Threshold) -> float:
+    if threshold.above is not None:
+        return threshold.above + max(1.0, abs(threshold.above))
+    assert threshold.below is not None
+    return threshold.below - max(1.0, abs(threshold.below))
+
+
+def threshold_case(spec: Spec, kpi: Kpi, threshold: Threshold, step: float) -> TestCase:
+    rule = threshold_alert(spec, kpi, threshold)
+    case = TestCase()
+    window = threshold.rate or threshold.increase
+    labels = kpi_labels(spec, kpi, threshold.matchers)
+    if window is None:
+        increment, start, active = 0.0, _crossing(threshold), 0.0
+        value = start
+    else:
+        start, active = 0.0, step
+        n = round(window / step)
+        if threshold.above is not None:
+            crossing = _crossing(threshold)
+            increment = crossing * window if threshold.rate else crossing
+        else:
+            assert threshold.below is not None
+            if threshold.below <= 0:
+                raise ScenarioError(f"{rule.alert}: a rate or increase is never below 0")
+            half = threshold.below / 2
+            increment = half * step if threshold.rate else half * step / window
+        value = (increment * n) / window if threshold.rate else increment * n
+    fire = _up(max(active + threshold.for_, window or 0.0), step)
+    values = ramp(start, increment, _steps(fire, step))
+    case.add_series(spec.metric_name(kpi), labels, values)
+    for name in sorted(threshold.matchers):
+        decoy = {**labels, name: labels[name] + "-other"}
+        case.add_series(spec.metric_name(kpi), decoy, values)
+    case.expect(active + threshold.for_ - step, rule, [])
+    case.expect(fire, rule, [(_keep(labels, threshold_labels(spec, kpi, threshold)), value)])
+    return case
+
+
+def absent_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
+    assert kpi.absent_for is not None
+    rule = absent_alert(spec, kpi, kpi.absent_for)
+    wait = kpi.absent_for
+    eq = {
+        m.name: m.value for m in promql.parse_matchers(spec.exporter.rule_selector()) if m.op == "="
+    }
+    missing = TestCase()
+    missing.add_series("kpi_exporter_build_info", base_labels(spec), ramp(1, 0, _steps(wait, step)))
+    missing.expect(wait - step, rule, [])
+    missing.expect(wait, rule, [(eq, 1.0)])
+    present = TestCase()
+    present.add_series(spec.metric_name(kpi), kpi_labels(spec, kpi), ramp(1, 0, _steps(wait, step)))
+    present.expect(wait + step, rule, [])
+    return [missing, present]
+
+
+def no_increase_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
+    assert kpi.no_increase_for is not None
+    window = kpi.no_increase_for
+    rule = no_increase_alert(spec, kpi, window)
+    labels = kpi_labels(spec, kpi)
+    fire = window + rule.for_
+    flat = TestCase()
+    flat.add_series(spec.metric_name(kpi), labels, ramp(5, 0, _steps(fire, step)))
+    flat.expect(fire - step, rule, [])
+    flat.expect(fire, rule, [(_keep(labels, no_increase_level(spec)), 0.0)])
+    growing = TestCase()
+    growing.add_series(spec.metric_name(kpi), labels, ramp(5, 1, _steps(fire, step)))
+    growing.expect(fire, rule, [])
+    return [flat, growing]
+
+
+def anomaly_case(spec: Spec, kpi: Kpi, step: float) -> TestCase:
+    assert kpi.anomaly is not None
+    anomaly = kpi.anomaly
+    rule = anomaly_alert(spec, kpi)
+    before = round(anomaly.window / step)  # samples of the old level in the window at the jump
+    jump = anomaly.window + step
+    fire = jump + anomaly.for_
+    new = round(anomaly.for_ / step) + 1  # samples of the new level in the window when it fires
+    old = before + 1 - new
+    samples = [Fraction(100)] * old + [Fraction(200)] * new
+    mean = sum(samples) / len(samples)
+    variance = sum((s - mean) ** 2 for s in samples) / len(samples)
+    deviation = 200 - mean
+    if deviation**2 <= Fraction(anomaly.zscore) ** 2 * variance:
+        raise ScenarioError(
+            f"{rule.alert}: a level change stops being an anomaly before 'for' ends; "
+            "lengthen the window or shorten 'for'"
+        )
+    case = TestCase()
+    values = f"{ramp(100, 0, before)} {ramp(200, 0, _steps(fire - jump, step))}"
+    labels = kpi_labels(spec, kpi)
+    case.add_series(spec.metric_name(kpi), labels, values)
+    case.expect(fire - step, rule, [])
+    case.expect(fire, rule, [(_keep(labels, promql.source_labels(spec, kpi)), float(deviation))])
+    return case
+
+
+def forecast_case(spec: Spec, kpi: Kpi, step: float) -> TestCase:
+    assert kpi.forecast is not None
+    forecast = kpi.forecast
+    rule = forecast_alert(spec, kpi)
+    above = forecast.above is not None
+    bound = forecast.above if above else forecast.below
+    assert bound is not None
+    room = max(1.0, abs(bound))
+    start = bound - room if above else bound + room
+    slope = (2 * room / forecast.in_) * (1 if above else -1)  # per second
+    fire = step + forecast.for_
+    predicted = start + slope * (fire + forecast.in_)
+    case = TestCase()
+    labels = kpi_labels(spec, kpi)
+    case.add_series(spec.metric_name(kpi), labels, ramp(start, slope * step, _steps(fire, step)))
+    case.expect(fire - step, rule, [])
+    case.expect(fire, rule, [(_keep(labels, promql.source_labels(spec, kpi)), predicted)])
+    return case
+
+
+def _kpi_durations(kpi: Kpi) -> list[float]:
+    values = [kpi.absent_for or 60, kpi.no_increase_for or 60]
+    for t in kpi.alerts:
+        values += [t.for_, t.rate or 60, t.increase or 60]
+    for extra in (kpi.anomaly, kpi.forecast):
+        if extra is not None:
+            values += [extra.for_, extra.window]
+    return values
+
+
+def kpi_tests(spec: Spec, kpi: Kpi) -> tuple[float, list[TestCase]]:
+    step = _step([*_kpi_durations(kpi), confirm_for(spec)])
+    cases = [threshold_case(spec, kpi, t, step) for t in kpi.alerts]
+    if kpi.absent_for is not None:
+        cases += absent_cases(spec, kpi, step)
+    if kpi.no_increase_for is not None:
+        cases += no_increase_cases(spec, kpi, step)
+    if kpi.anomaly is not None:
+        cases.append(anomaly_case(spec, kpi, step))
+    if kpi.forecast is not None:
+        cases.append(forecast_case(spec, kpi, step))
+    return step, cases
+
+
+# --- ratios and SLOs --------------------------------------------------------------------------
+
+
+def _ratio_series(
+    spec: Spec, ratio: Ratio, case: TestCase, rates: Mapping[str, float], until: float, step: float
+) -> Labels:
+    """Add one series per counter of the ratio at the given per-second rates; return labels."""
+    recorded: Labels = {}
+    for kpi in promql.ratio_kpis(spec, ratio):
+        name = spec.metric_name(kpi)
+        labels = kpi_labels(spec, kpi)
+        case.add_series(name, labels, ramp(0, rates[name] * step, _steps(until, step)))
+        recorded = recorded or _keep(labels, ratio_labels(spec, ratio))
+    return recorded
+
+
+def _ratio_rates(ratio: Ratio, good: float, other: float) -> tuple[dict[str, float], Fraction]:
+    rates = {name: other for name in ratio.total}
+    rates[ratio.good] = good
+    total = sum(Fraction(rates[n]) for n in dict.fromkeys(ratio.total))
+    return rates, (Fraction(good) / total if total else Fraction(-1))
+
+
+def ratio_threshold_case(spec: Spec, ratio: Ratio, threshold: Threshold, step: float) -> TestCase:
+    rule = ratio_threshold_alert(spec, ratio, threshold)
+    wanted = [
+        (rates, value)
+        for good in (1, 2, 4, 10, 100, 1000, 0)
+        for other in (0, 1, 2, 3, 4, 9, 19, 99, 999)
+        for rates, value in [_ratio_rates(ratio, good, other)]
+        if value >= 0
+        and (
+            (threshold.above is not None and value > threshold.above)
+            or (threshold.below is not None and value < threshold.below)
+        )
+    ]
+    if not wanted:
+        raise ScenarioError(f"{rule.alert}: no counter rates make {ratio.name} cross its bound")
+    rates = wanted[0][0]
+    case = TestCase()
+    fire = _up(max(step + threshold.for_, ratio.window), step)
+    recorded = _ratio_series(spec, ratio, case, rates, fire, step)
+    recorded.update(threshold.matchers)
+    if threshold.by is not None:
+        recorded = _keep(recorded, threshold.by)
+    case.expect(step + threshold.for_ - step, rule, [])
+    total = sum(rates[n] for n in dict.fromkeys(ratio.total))
+    case.expect(fire, rule, [(recorded, rates[ratio.good] / total)])
+    return case
+
+
+def slo_cases(spec: Spec, ratio: Ratio, step: float) -> list[TestCase]:
+    assert ratio.slo is not None
+    rules = burn_alerts(spec, ratio)
+    end = _up(step + max(r.for_ for r in rules), step)
+    others = [n for n in ratio.total if n != ratio.good]
+    if not others:
+        raise ScenarioError(f"{ratio.name}: total holds only the good counter")
+    failing = TestCase()
+    labels = _ratio_series(spec, ratio, failing, _ratio_rates(ratio, 0, 1)[0], end, step)
+    first = min(rules, key=lambda r: r.for_)
+    failing.expect(step + first.for_ - step, first, [])
+    failing.alerts.append(_all_firing(end, rules, labels))
+    budget = 1 - (1.0 / float(error_budget(ratio.slo)))
+    failing.exprs.append(_expr_check(end, budget_record(ratio), labels, budget))
+    healthy = TestCase()
+    rates = {n: (0.0 if ratio.good in ratio.total else 1.0) for n in others}
+    rates[ratio.good] = 1.0
+    _ratio_series(spec, ratio, healthy, rates, end, step)
+    healthy.expect(end, rules[0], [])
+    healthy.exprs.append(_expr_check(end, budget_record(ratio), labels, 1.0))
+    return [failing, healthy]
+
+
+def _all_firing(at: float, rules: Sequence[AlertRule], labels: Labels) -> dict[str, Any]:
+    probe = TestCase()
+    for rule in rules:
+        probe.expect(at, rule, [(labels, 1.0)])
+    alerts = [a for check in probe.alerts for a in check["exp_alerts"]]
+    return {"eval_time": duration(at), "alertname": rules[0].alert, "exp_alerts": alerts}
+
+
+def _expr_check(at: float, expr: str, labels: Labels, value: float) -> dict[str, Any]:
+    return {
+        "expr": expr,
+        "eval_time": duration(at),
+        "exp_samples": [{"labels": _series_text(expr, labels), "value": value}],
+    }
+
+
+def ratio_tests(spec: Spec, ratio: Ratio) -> tuple[float, list[TestCase]]:
+    durations = [ratio.window, *[t.for_ for t in ratio.alerts]]
+    step = _step(durations)
+    cases = [ratio_threshold_case(spec, ratio, t, step) for t in ratio.alerts]
+    if ratio.slo is not None:
+        cases += slo_cases(spec, ratio, step)
+    return step, cases
+
+
+# --- exporter health --------------------------------------------------------------------------
+
+
+def health_tests(spec: Spec) -> tuple[float, list[TestCase]]:
+    rules = health_rules(spec)
+    limits = [float(m) for r in rules for m in re.findall(r" > (\d+)$", r.expr)]
+    step = _step([*(r.for_ for r in rules), *limits])
+    base = base_labels(spec)
+    database = sorted(spec.databases)[0] if spec.databases else "app"
+    cases: list[TestCase] = []
+    for rule in rules:
+        wait = rule.for_
+        if rule.alert == "KpiExporterAbsent":
+            absent = TestCase()
+            absent.add_series("kpi_exporter_build_info", base, ramp(1, 0, _steps(wait, step)))
+            eq = promql.parse_matchers(spec.exporter.rule_selector())
+            labels = {m.name: m.value for m in eq if m.op == "="}
+            absent.expect(wait - step, rule, [])
+            absent.expect(wait, rule, [(labels, 1.0)])
+            present = TestCase()
+            present.add_series("up", base, ramp(1, 0, _steps(wait, step)))
+            present.expect(wait + step, rule, [])
+            cases += [absent, present]
+            continue
+        match = re.search(r"(\w+)\{[^}]*\}", rule.expr)
+        assert match is not None
+        metric = match.group(1)
+        labels = dict(base)
+        if metric == "kpi_exporter_database_up":
+            labels["database"] = database
+        kpi_names = re.search(r'kpi=~"([^"]+)"', rule.expr)
+        if metric.startswith(("kpi_exporter_kpi_up", "kpi_exporter_last_success")):
+            names = kpi_names.group(1).split("|") if kpi_names else [spec.kpis[0].name]
+            labels["kpi"] = names[0]
+        broken, fine = TestCase(), TestCase()
+        if rule.alert == "KpiExporterKpiStale":
+            limit = float(rule.expr.rsplit(" > ", 1)[1])
+            active = (math.floor(limit / step) + 1) * step
+            fire = active + wait
+            broken.add_series(metric, labels, ramp(0, 0, _steps(fire, step)))
+            fine.add_series(metric, labels, ramp(0, step, _steps(fire, step)))
+            value = fire
+        else:
+            active, fire, value = 0.0, wait, 0.0
+            broken.add_series(metric, labels, ramp(0, 0, _steps(fire, step)))
+            fine.add_series(metric, labels, ramp(1, 0, _steps(fire, step)))
+        broken.expect(active + wait - step, rule, [])
+        broken.expect(fire, rule, [(labels, value)])
+        fine.expect(fire, rule, [])
+        cases += [broken, fine]
+    return step, cases
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def _file(
+    rule_files: Sequence[str], order: Sequence[str], step: float, cases: Sequence[TestCase]
+) -> dict[str, Any]:
+    return {
+        "rule_files": list(rule_files),
+        "evaluation_interval": duration(step),
+        "group_eval_order": list(order),
+        "tests": [case.document(step) for case in cases],
+    }
+
+
+def build_tests(spec: Spec, ruleset: RuleSet, rule_files: Sequence[str]) -> dict[str, Any]:
+    """File name -> promtool test document, for every generated alert that tests can drive."""
+    order = [g.name for g in ruleset.records] + [g.name for g in ruleset.alerts]
+    files: dict[str, Any] = {}
+    step, cases = health_tests(spec)
+    files["health.test.yaml"] = _file(rule_files, order, step, cases)
+    for kpi in sorted(spec.kpis, key=lambda k: k.name):
+        step, cases = kpi_tests(spec, kpi)
+        if cases:
+            files[f"kpi-{kpi.name}.test.yaml"] = _file(rule_files, order, step, cases)
+    for ratio in sorted(spec.ratios, key=lambda r: r.name):
+        step, cases = ratio_tests(spec, ratio)
+        if cases:
+            files[f"ratio-{ratio.name}.test.yaml"] = _file(rule_files, order, step, cases)
+    return files
