@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from exporter.fields import format_duration
-from exporter.promql import quote, ratio_kpis, ratio_level
+from exporter.promql import quote
+from exporter.rules import (
+    BURN_WINDOWS,
+    budget_record,
+    error_budget,
+    error_ratio_record,
+    ratio_labels,
+)
 from exporter.spec import Dashboard, Kpi, PanelKind, Ratio, Spec, Threshold
 from exporter.spec import Target as Goal
 
@@ -153,14 +160,15 @@ def ratio_from_counters(ratio: Ratio, over: str) -> str:
     return f"{counters_total([ratio.good], over)} / {counters_total(ratio.total, over)}"
 
 
-def recorded_ratio(spec: Spec, ratio: Ratio) -> tuple[str, str]:
-    """The ratio's recording rule (no instance label: rules aggregate it away) and its legend."""
-    level = ratio_level(spec, ratio)
-    if level is None:
-        kept = [label for kpi in ratio_kpis(spec, ratio)[:1] for label in kpi.labels]
-    else:
-        kept = [label for label in level if label != "job" and label not in spec.exporter.labels]
-    return selector(ratio.record_name, instance=False), _legend(["job", *kept], "{{job}}")
+def _recorded_legend(spec: Spec, ratio: Ratio) -> str:
+    """Legend for a ratio's recorded series: the labels the rules keep, beyond job and the
+    exporter's constant labels."""
+    kept = [
+        label
+        for label in ratio_labels(spec, ratio)
+        if label != "job" and label not in spec.exporter.labels
+    ]
+    return _legend(kept, "{{job}}")
 
 
 # ---------------------------------------------------------------------------- units, thresholds
@@ -515,7 +523,8 @@ def ratio_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
     total = " + ".join(ratio.total)
     help_text = _help(ratio.help, f"{ratio.good} / ({total}).")
     overall = ratio_from_counters(ratio, "rate({}[$__rate_interval])")
-    recorded, legend = recorded_ratio(spec, ratio)
+    recorded = selector(ratio.record_name, instance=False)
+    legend = _recorded_legend(spec, ratio)
     kind = ratio.panel or "gauge"
     headline = _headline(kind)
     panels: list[Panel] = []
@@ -555,20 +564,33 @@ def ratio_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
 
 
 def slo_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
-    """Objective, SLI over the SLO period, error budget remaining and burn rate of a ratio."""
-    assert ratio.slo is not None
-    objective = ratio.slo.objective / 100
-    period = format_duration(ratio.slo.period)
-    budget = 1 - objective
-    sli = ratio_from_counters(ratio, "increase({}[" + period + "])")
-    fast = ratio_from_counters(ratio, "rate({}[$__rate_interval])")
+    """Objective, SLI over the SLO period, error budget remaining and burn rate of a ratio,
+    from the recording rules the rules generator writes (exporter/rules.py)."""
+    slo = ratio.slo
+    assert slo is not None
+    objective = slo.objective / 100
+    period = format_duration(slo.period)
+    budget = error_budget(slo)
+    legend = _recorded_legend(spec, ratio)
     title = _title(ratio.name)
+    error_ratio = selector(error_ratio_record(ratio, slo.period), instance=False)
+    critical = [w for w in BURN_WINDOWS if w.severity == "critical"]
+    warning = [w for w in BURN_WINDOWS if w.severity != "critical"]
+    page = min(float(w.factor(slo.period)) for w in critical)
+    ticket = min(float(w.factor(slo.period)) for w in warning)
+    burns = [
+        Target(
+            f"{selector(error_ratio_record(ratio, w.long), instance=False)} / {budget}",
+            f"{legend} {format_duration(w.long)}",
+        )
+        for w in critical
+    ]
     return (
         Panel(
             key=f"slo/{ratio.name}/objective",
             kind="stat",
             title=f"{title} SLO objective",
-            description=f"The objective: {ratio.slo.objective:g}% good events over {period}.",
+            description=f"The objective: {slo.objective:g}% good events over {period}.",
             targets=(Target(f"vector({objective:g})", "objective"),),
             unit="percentunit",
             width=6,
@@ -577,9 +599,9 @@ def slo_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
             key=f"slo/{ratio.name}/sli",
             kind="stat",
             title=f"{title} SLI ({period})",
-            description=f"Good events / all events over the SLO period ({period}), from the "
-            "counters. Red below the objective.",
-            targets=(Target(sli, "SLI"),),
+            description=f"Good events / all events over the SLO period ({period}): 1 minus the "
+            f"recorded {error_ratio_record(ratio, slo.period)}. Red below the objective.",
+            targets=(Target(f"1 - {error_ratio}", legend),),
             unit="percentunit",
             width=6,
             steps=steps_for([Bound(objective, False, "red")]),
@@ -590,9 +612,10 @@ def slo_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
             key=f"slo/{ratio.name}/budget",
             kind="stat",
             title=f"{title} error budget remaining",
-            description=f"1 - (1 - SLI) / (1 - objective) over {period}: the share of the "
-            "error budget not yet spent; 0 or less when it is exhausted.",
-            targets=(Target(f"1 - (1 - {sli}) / {budget:g}", "remaining"),),
+            description=f"The recorded {budget_record(ratio)}: 1 - (1 - SLI) / (1 - objective) "
+            f"over {period}, the share of the error budget not yet spent; 0 or less when it is "
+            "exhausted.",
+            targets=(Target(selector(budget_record(ratio), instance=False), legend),),
             unit="percentunit",
             width=6,
             steps=((None, "red"), (0.0, "orange"), (0.25, OK)),
@@ -601,12 +624,13 @@ def slo_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
             key=f"slo/{ratio.name}/burn",
             kind="timeseries",
             title=f"{title} burn rate",
-            description=f"(1 - SLI now) / (1 - objective): at 1 the budget lasts exactly {period}; "
-            "the fast-burn page fires at 14.4, the slow-burn ticket at 3 (orange from 1).",
-            targets=(Target(f"(1 - {fast}) / {budget:g}", "burn rate"),),
+            description=f"Error ratio / error budget ({budget}) over the page alerts' long "
+            f"windows: at 1 the budget lasts exactly {period}; tickets from {ticket:g} "
+            f"(orange), pages from {page:g} (red).",
+            targets=tuple(burns),
             unit="short",
             width=6,
-            steps=((None, OK), (1.0, "orange"), (14.4, "red")),
+            steps=((None, OK), (ticket, "orange"), (page, "red")),
         ),
     )
 

@@ -1,0 +1,895 @@
+"""Generated Grafana dashboards: panels by KPI type, the dashboard linter's rules, promtool, the
+Grafana SDK decoder, the committed demo files, and `dashboards push` against a fake Grafana."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import ROOT, free_port, tool
+
+from exporter.cli import main
+from exporter.dashboards import (
+    SCHEMA_VERSION,
+    Bound,
+    boards,
+    render,
+    render_board,
+    steps_for,
+    write,
+)
+from exporter.loading import load_spec
+from exporter.spec import Spec
+
+DEMO = ROOT / "config" / "demo.yaml"
+
+# Every panel kind, namespace and constant labels, alert matchers with a quote, an increase
+# threshold, targets in both directions, an SLO, and KPIs that no dashboard lists.
+KITCHEN_SINK = """\
+exporter:
+  namespace: shop
+  labels: {service: billing, team: payments}
+databases:
+  app:
+    dsn: sqlite:///app.db
+kpis:
+  - name: queue_depth
+    help: Jobs waiting, by queue
+    type: gauge
+    database: app
+    interval: 30s
+    query: SELECT queue, 1 AS value FROM jobs
+    labels: [queue]
+    alerts:
+      - {severity: warning, above: 100}
+      - {severity: critical, above: 500}
+    target: {value: 50, direction: below}
+  - name: pending_refunds
+    type: gauge
+    database: app
+    interval: 30s
+    query: SELECT region, 1 AS value FROM refunds
+    labels: [region]
+    panel: table
+  - name: cart_size
+    type: gauge
+    database: app
+    interval: 30s
+    query: SELECT 1 AS value
+    panel: heatmap
+  - name: conversion_ratio_now
+    type: gauge
+    database: app
+    interval: 30s
+    unit: ratio
+    query: SELECT 0.5 AS value
+    panel: timeseries
+    alerts: [{severity: critical, below: 0.2}]
+  - name: orders_total
+    help: Orders placed.
+    type: counter
+    database: app
+    interval: 30s
+    query: SELECT status, 1 AS value FROM orders
+    labels: [status]
+    alerts:
+      - {severity: warning, rate: 5m, above: 10}
+      - {severity: critical, rate: 5m, above: 1, matchers: {status: 'fai"led'}}
+      - {severity: critical, increase: 10m, above: 60}
+    target: {value: 2, direction: above}
+    panel: table
+  - name: refunds_total
+    type: counter
+    database: app
+    interval: 30s
+    unit: usd
+    query: SELECT region, 1 AS value FROM refunds
+    labels: [region]
+    panel: bargauge
+  - name: logins_total
+    type: counter
+    database: app
+    interval: 30s
+    unit: logins
+    query: SELECT 1 AS value
+    panel: timeseries
+  - name: failed_orders_total
+    type: counter
+    database: app
+    interval: 30s
+    query: SELECT status, 1 AS value FROM orders
+    labels: [status]
+  - name: checkout_seconds
+    help: Checkout duration.
+    type: histogram
+    database: app
+    interval: 30s
+    unit: seconds
+    query: SELECT step, le, 1 AS value FROM checkout
+    labels: [step]
+    panel: stat
+  - name: page_bytes
+    type: histogram
+    database: app
+    interval: 30s
+    unit: bytes
+    query: SELECT le, 1 AS value FROM pages
+    panel: heatmap
+    target: {value: 100000, direction: below}
+ratios:
+  - name: order_success_ratio
+    help: Orders that did not fail
+    good: shop_orders_total
+    total: [shop_orders_total, shop_failed_orders_total]
+    alerts: [{severity: warning, below: 0.9}]
+    slo: {objective: 99.5, period: 28d}
+    target: {value: 0.95}
+  - name: refund_share_ratio
+    good: shop_refunds_total
+    total: [shop_orders_total]
+    panel: stat
+dashboards:
+  - title: Shop / Overview!
+    rows:
+      - title: Orders
+        kpis: [orders_total, order_success_ratio, queue_depth]
+  - title: Same uid
+    uid: kpi-exporter-health
+    rows:
+      - title: Refunds
+        kpis: [refunds_total, pending_refunds]
+"""
+
+# Grafana's own variables and ours, expanded the way the dashboard linter does before parsing.
+EXPANSIONS = {
+    "${datasource}": "prometheus",
+    "$__rate_interval": "1m",
+    "$__interval": "30s",
+    "$__range": "6h",
+    "$job": "kpi-exporter",
+    "$instance": "127.0.0.1:9091",
+}
+
+
+def kitchen_sink(tmp_path: Path) -> Spec:
+    path = tmp_path / "sink.yaml"
+    path.write_text(KITCHEN_SINK)
+    return load_spec([path]).spec
+
+
+def demo_spec() -> Spec:
+    return load_spec([DEMO]).spec
+
+
+@pytest.fixture(params=["demo", "kitchen-sink"])
+def rendered(request: pytest.FixtureRequest, tmp_path: Path) -> list[dict[str, Any]]:
+    spec = demo_spec() if request.param == "demo" else kitchen_sink(tmp_path)
+    return [render_board(board) for board in boards(spec)]
+
+
+def panels_of(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in dashboard["panels"] if p["type"] != "row"]
+
+
+def expand(expr: str) -> str:
+    for name in sorted(EXPANSIONS, key=len, reverse=True):
+        expr = expr.replace(name, EXPANSIONS[name])
+    return expr
+
+
+# ---------------------------------------------------------------------------- a PromQL reader
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+    | (?P<duration>\[[^\]]*\])
+    | (?P<number>\d+(?:\.\d+)?(?:e[+-]?\d+)?)
+    | (?P<ident>[a-zA-Z_:][a-zA-Z0-9_:]*)
+    | (?P<punct>=~|!~|!=|==|>=|<=|[-+*/%^(){},=<>])
+    )""",
+    re.VERBOSE,
+)
+_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
+_OPERATORS = {"and", "or", "unless", "atan2"}
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A vector selector found in a query: metric, matcher text, range, enclosing function."""
+
+    metric: str
+    matchers: str
+    range: str | None
+    function: str | None
+
+
+def tokens(expr: str) -> list[tuple[str, str]]:
+    found, pos = [], 0
+    while pos < len(expr):
+        if expr[pos:].strip() == "":
+            break
+        match = _TOKEN.match(expr, pos)
+        assert match, f"cannot read {expr[pos:]!r} in {expr!r}"
+        kind = match.lastgroup
+        assert kind is not None
+        found.append((kind, match.group(kind)))
+        pos = match.end()
+    return found
+
+
+def selectors(expr: str) -> list[Selector]:
+    """Every vector selector of a PromQL expression, with the function it is an argument of."""
+    items = tokens(expr)
+    result: list[Selector] = []
+    calls: list[str | None] = []  # the function (or None) of each open parenthesis
+    i = 0
+    while i < len(items):
+        kind, text = items[i]
+        nxt = items[i + 1][1] if i + 1 < len(items) else ""
+        if kind == "ident" and text in _KEYWORDS:
+            if nxt == "(":  # a label list: skip it
+                i = next(j for j in range(i, len(items)) if items[j][1] == ")") + 1
+                continue
+            i += 1
+            continue
+        if kind == "ident" and nxt in ("by", "without"):  # sum by (a) (...): skip the list
+            close = next(j for j in range(i, len(items)) if items[j][1] == ")")
+            items[i + 1 : close + 1] = []
+            nxt = items[i + 1][1] if i + 1 < len(items) else ""
+        if kind == "ident" and nxt == "(":
+            calls.append(text)
+            i += 2
+            continue
+        if text == "(":
+            calls.append(None)
+        elif text == ")":
+            calls.pop()
+        elif kind == "ident" and text not in _OPERATORS:
+            matchers, j = "", i + 1
+            if nxt == "{":
+                close = next(k for k in range(j, len(items)) if items[k][1] == "}")
+                matchers = "".join(t for _, t in items[j + 1 : close])
+                j = close + 1
+            rng = None
+            if j < len(items) and items[j][0] == "duration":
+                rng, j = items[j][1][1:-1], j + 1
+            result.append(Selector(text, matchers, rng, calls[-1] if calls else None))
+            i = j
+            continue
+        i += 1
+    assert not calls, f"unbalanced parentheses in {expr!r}"
+    return result
+
+
+class TestPromqlReader:
+    def test_reads_selectors_and_their_functions(self) -> None:
+        found = selectors(
+            'histogram_quantile(0.95, sum by (le, route) (rate(a_bucket{job=~"$job"}'
+            "[$__rate_interval]))) / on (job) group_left b + sum(increase(c_total[1h])) or "
+            "vector(0)"
+        )
+        assert found == [
+            Selector("a_bucket", 'job=~"$job"', "$__rate_interval", "rate"),
+            Selector("b", "", None, None),
+            Selector("c_total", "", "1h", "increase"),
+        ]
+
+
+# ---------------------------------------------------------------------------- what is generated
+
+
+class TestPanelsByType:
+    def test_every_kpi_and_ratio_is_on_some_dashboard(self, tmp_path: Path) -> None:
+        spec = kitchen_sink(tmp_path)
+        text = json.dumps([render_board(b) for b in boards(spec)])
+        for kpi in spec.kpis:
+            assert spec.metric_name(kpi) in text, kpi.name
+        for ratio in spec.ratios:
+            assert ratio.record_name in text, ratio.name
+        titles = [b.title for b in boards(spec)]
+        assert titles == ["Shop / Overview!", "Same uid", "All KPIs", "KPI exporter health"]
+
+    def test_no_all_kpis_dashboard_when_everything_is_listed(self) -> None:
+        spec = demo_spec()
+        listed = {n for d in spec.dashboards for r in d.rows for n in r.kpis}
+        if listed >= {k.name for k in spec.kpis} | {r.name for r in spec.ratios}:
+            assert "All KPIs" not in [b.title for b in boards(spec)]
+
+    def test_uids_from_spec_or_title_slug_and_never_twice(self, tmp_path: Path) -> None:
+        uids = [b.uid for b in boards(kitchen_sink(tmp_path))]
+        assert uids == [
+            "shop-overview",
+            "kpi-exporter-health-2",
+            "kpi-exporter-all-kpis",
+            "kpi-exporter-health",
+        ]
+
+    def test_panel_kinds_and_queries(self, tmp_path: Path) -> None:
+        spec = kitchen_sink(tmp_path)
+        by_title = {p["title"]: p for b in boards(spec) for p in panels_of(render_board(b))}
+        # gauge: stat (sparkline) and timeseries with a legend by label
+        stat = by_title["Queue depth"]
+        assert stat["type"] == "stat" and stat["options"]["graphMode"] == "area"
+        assert by_title["Queue depth over time"]["targets"][0]["legendFormat"] == "{{queue}}"
+        # counter: increase over the range, rate over $__rate_interval
+        total = by_title["Orders (range total)"]
+        assert total["type"] == "table" and total["targets"][0]["format"] == "table"
+        assert "[$__range]" in total["targets"][0]["expr"] and total["targets"][0]["instant"]
+        rate = by_title["Orders per second"]
+        assert rate["type"] == "timeseries"
+        assert all("[$__rate_interval]" in t["expr"] for t in rate["targets"])
+        assert [t["legendFormat"] for t in rate["targets"]] == [
+            "total",
+            "{{service}} {{team}}",
+            "{{status}}",
+        ]
+        narrowed = by_title['Orders per second (status=fai"led)']
+        assert 'status="fai\\"led"' in narrowed["targets"][0]["expr"]
+        bars = by_title["Refunds (range total)"]
+        assert bars["type"] == "bargauge" and len(bars["targets"]) == 2
+        assert bars["fieldConfig"]["defaults"]["unit"] == "currencyUSD"
+        assert "Logins (range total)" not in by_title  # panel: timeseries drops the headline
+        # histogram: quantiles, heatmap of buckets, p95 by label
+        quantiles = by_title["Checkout p50 / p95 / p99"]
+        assert [t["legendFormat"] for t in quantiles["targets"]] == ["p50", "p95", "p99"]
+        assert all("histogram_quantile(0." in t["expr"] for t in quantiles["targets"])
+        heatmap = by_title["Checkout distribution"]
+        assert heatmap["type"] == "heatmap" and heatmap["targets"][0]["format"] == "heatmap"
+        assert heatmap["options"]["calculate"] is False
+        assert "sum by (le, step)" in by_title["Checkout p95 by step"]["targets"][0]["expr"]
+        assert by_title["Checkout p95"]["type"] == "stat"
+        # ratio: gauge in percentunit 0..1 and the recording rule's trend
+        gauge = by_title["Order success"]
+        defaults = gauge["fieldConfig"]["defaults"]
+        assert gauge["type"] == "gauge"
+        assert (defaults["unit"], defaults["min"], defaults["max"]) == ("percentunit", 0, 1)
+        trend = by_title["Order success over time"]["targets"][0]["expr"]
+        assert trend == 'job:order_success:ratio_rate5m{job=~"$job"}'
+        assert by_title["Refund share"]["type"] == "stat"
+        # gauge with panel: heatmap computes the heatmap from the series
+        assert by_title["Cart size over time"]["options"]["calculate"] is True
+
+    def test_slo_row(self, tmp_path: Path) -> None:
+        board = render_board(boards(kitchen_sink(tmp_path))[0])
+        rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
+        assert rows == ["Orders", "SLO: Order success"]
+        slo = {p["title"]: p for p in panels_of(board) if p["title"].startswith("Order success ")}
+        assert slo["Order success SLO objective"]["targets"][0]["expr"] == "vector(0.995)"
+        sli = slo["Order success SLI (4w)"]["targets"][0]["expr"]
+        assert sli == '1 - job:order_success:error_ratio_rate4w{job=~"$job"}'
+        budget = slo["Order success error budget remaining"]["targets"][0]["expr"]
+        assert budget == 'job:order_success:error_budget_remaining{job=~"$job"}'
+        burn = slo["Order success burn rate"]
+        assert [t["expr"] for t in burn["targets"]] == [
+            'job:order_success:error_ratio_rate1h{job=~"$job"} / 0.005',
+            'job:order_success:error_ratio_rate6h{job=~"$job"} / 0.005',
+        ]
+        # 2% of a 28-day budget in 6h is a burn rate of 5.6; a 3-day ticket burns 0.93
+        steps = burn["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert [(s["value"], s["color"]) for s in steps] == [
+            (None, "green"),
+            (pytest.approx(28 / 3 * 0.1), "orange"),
+            (pytest.approx(0.05 * 28 * 4), "red"),
+        ]
+
+    @pytest.mark.parametrize("which", ["demo", "kitchen-sink"])
+    def test_recording_rules_used_are_generated(self, which: str, tmp_path: Path) -> None:
+        """Every recorded series a panel reads is one the rules generator records."""
+        from exporter.rules import build_rules
+
+        spec = demo_spec() if which == "demo" else kitchen_sink(tmp_path)
+        recorded = {r.record for g in build_rules(spec).records for r in g.rules}
+        used = {
+            sel.metric
+            for board in boards(spec)
+            for panel in panels_of(render_board(board))
+            for target in panel["targets"]
+            for sel in selectors(target["expr"])
+            if ":" in sel.metric
+        }
+        assert used and used <= recorded, used - recorded
+
+    def test_health_dashboard_covers_the_self_metrics(self) -> None:
+        health = render_board(boards(demo_spec())[-1])
+        text = json.dumps(health)
+        for name in (
+            "up{",
+            "kpi_exporter_kpi_up",
+            "kpi_exporter_last_success_timestamp_seconds",
+            "kpi_exporter_query_duration_seconds_bucket",
+            "kpi_exporter_query_errors_total",
+            "kpi_exporter_database_up",
+            "kpi_exporter_series",
+            "kpi_exporter_config_last_reload_successful",
+        ):
+            assert name in text, name
+
+
+class TestThresholds:
+    def test_above_warning_then_critical(self) -> None:
+        bounds = [Bound(10, True, "orange"), Bound(20, True, "red")]
+        assert steps_for(bounds) == ((None, "green"), (10, "orange"), (20, "red"))
+
+    def test_below_bounds_colour_the_low_side(self) -> None:
+        bounds = [Bound(0.9, False, "orange"), Bound(0.95, False, "yellow")]
+        assert steps_for(bounds) == ((None, "orange"), (0.9, "yellow"), (0.95, "green"))
+
+    def test_mixed_directions_take_the_worst(self) -> None:
+        bounds = [Bound(1, False, "red"), Bound(5, True, "orange"), Bound(3, True, "red")]
+        assert steps_for(bounds) == ((None, "red"), (1, "green"), (3, "red"))
+
+    def test_panels_mirror_alerts_and_targets(self, tmp_path: Path) -> None:
+        spec = kitchen_sink(tmp_path)
+        by_title = {p["title"]: p for b in boards(spec) for p in panels_of(render_board(b))}
+
+        def steps(title: str) -> list[tuple[Any, str]]:
+            found = by_title[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            return [(s["value"], s["color"]) for s in found]
+
+        # target below 50 (yellow above), warning above 100, critical above 500
+        assert steps("Queue depth") == [
+            (None, "green"),
+            (50, "yellow"),
+            (100, "orange"),
+            (500, "red"),
+        ]
+        # rate alerts on the rate panel; an increase of 60 in 10m is 0.1/s; target 2/s
+        # below 0.1/s only off target; above it critical (an increase of 60 over 10m)
+        assert steps("Orders per second") == [(None, "yellow"), (0.1, "red")]
+        assert steps('Orders per second (status=fai"led)') == [(None, "green"), (1, "red")]
+        assert steps("Order success") == [(None, "orange"), (0.9, "yellow"), (0.95, "green")]
+        assert steps("Conversion ratio now over time") == [(None, "red"), (0.2, "green")]
+
+
+# ---------------------------------------------------------------------------- linter rules
+
+
+class TestLinterRules:
+    """Grafana's dashboard linter rules, reimplemented (the Go tool cannot be installed)."""
+
+    def test_dashboard_settings(self, rendered: list[dict[str, Any]]) -> None:
+        for board in rendered:
+            assert board["schemaVersion"] == SCHEMA_VERSION
+            assert board["editable"] is False
+            assert "__inputs" not in board and "__requires" not in board
+            assert board["title"] and board["uid"] and len(board["uid"]) <= 40
+
+    def test_template_variables(self, rendered: list[dict[str, Any]]) -> None:
+        for board in rendered:
+            variables = {v["name"]: v for v in board["templating"]["list"]}
+            sources = [v for v in variables.values() if v["type"] == "datasource"]
+            assert len(sources) == 1
+            assert sources[0]["name"] == "datasource" and sources[0]["label"] == "Data source"
+            assert sources[0]["query"] == "prometheus"
+            for name in ("job", "instance"):
+                var = variables[name]
+                assert var["type"] == "query" and var["label"] == name.title()
+                assert var["datasource"]["uid"] in ("$datasource", "${datasource}")
+                assert var["multi"] is True and var["includeAll"] is True
+                assert var["allValue"] == ".+"
+                assert var["refresh"] == 2  # on time range change
+                query = var["query"]["query"]
+                assert query.startswith("label_values(") and query.endswith(f", {name})")
+            assert '{job=~"$job"}' in variables["instance"]["query"]["query"]
+
+    def test_panels(self, rendered: list[dict[str, Any]]) -> None:
+        units = sdk_units()
+        for board in rendered:
+            ids = [p["id"] for p in board["panels"]]
+            assert len(ids) == len(set(ids)), board["title"]
+            for panel in panels_of(board):
+                where = f"{board['title']} / {panel['title']}"
+                assert panel["type"] != "graph", where
+                assert panel["type"] in (
+                    "stat",
+                    "timeseries",
+                    "gauge",
+                    "bargauge",
+                    "table",
+                    "heatmap",
+                ), where
+                assert panel["title"].strip() and panel["description"].strip(), where
+                assert panel["datasource"]["uid"] == "${datasource}", where
+                assert panel["fieldConfig"]["defaults"]["unit"] in units, where
+                refs = [t["refId"] for t in panel["targets"]]
+                assert refs and len(refs) == len(set(refs)), where
+                for target in panel["targets"]:
+                    assert target["datasource"]["uid"] == "${datasource}", where
+                    assert target["expr"].strip(), where
+                grid = panel["gridPos"]
+                assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, where
+
+    def test_panels_do_not_overlap(self, rendered: list[dict[str, Any]]) -> None:
+        for board in rendered:
+            cells: set[tuple[int, int]] = set()
+            for panel in board["panels"]:
+                g = panel["gridPos"]
+                mine = {
+                    (x, y)
+                    for x in range(g["x"], g["x"] + g["w"])
+                    for y in range(g["y"], g["y"] + g["h"])
+                }
+                assert not cells & mine, f"{board['title']} / {panel['title']} overlaps"
+                cells |= mine
+
+    def test_selectors_filter_on_job_and_instance(self, rendered: list[dict[str, Any]]) -> None:
+        for board in rendered:
+            for panel in panels_of(board):
+                for target in panel["targets"]:
+                    for sel in selectors(target["expr"]):
+                        where = f"{panel['title']}: {target['expr']}"
+                        assert 'job=~"$job"' in sel.matchers, where
+                        if ":" not in sel.metric:  # recording rules aggregate instance away
+                            assert 'instance=~"$instance"' in sel.matchers, where
+
+    def test_rate_interval_and_counters(self, rendered: list[dict[str, Any]]) -> None:
+        for board in rendered:
+            for panel in panels_of(board):
+                slo_period = (
+                    panel["title"].startswith("SLO")
+                    or "SLI (" in panel["title"]
+                    or ("error budget" in panel["title"])
+                )
+                for target in panel["targets"]:
+                    where = f"{panel['title']}: {target['expr']}"
+                    for sel in selectors(target["expr"]):
+                        if sel.function in ("rate", "irate"):
+                            assert sel.range == "$__rate_interval", where
+                        if sel.range == "$__rate_interval":
+                            assert sel.function in ("rate", "irate", "increase"), where
+                        if sel.function == "increase":
+                            # over the dashboard's range ("in range" stats) or the SLO period
+                            assert sel.range in ("$__rate_interval", "$__range") or slo_period
+                        if sel.metric.endswith("_total"):
+                            assert sel.function in ("rate", "irate", "increase"), where
+                            assert sel.range is not None, where
+
+
+def sdk_units() -> set[str]:
+    from grafana_foundation_sdk.models import units
+
+    return {v for k, v in vars(units).items() if not k.startswith("_") and isinstance(v, str)}
+
+
+# ---------------------------------------------------------------------------- proofs by tools
+
+
+class TestPromtool:
+    def test_every_target_parses(self, tmp_path: Path, rendered: list[dict[str, Any]]) -> None:
+        promtool = tool("promtool")
+        rules = []
+        for number, board in enumerate(rendered):
+            for panel in panels_of(board):
+                for target in panel["targets"]:
+                    rules.append(
+                        {
+                            "record": f"dashboard_{number}:panel_{panel['id']}_{target['refId']}",
+                            "expr": expand(target["expr"]),
+                        }
+                    )
+            for variable in board["templating"]["list"]:
+                if variable["type"] == "query":
+                    inner = re.fullmatch(r"label_values\((.*), \w+\)", variable["query"]["query"])
+                    assert inner, variable
+                    rules.append(
+                        {
+                            "record": f"dashboard_{number}:{variable['name']}",
+                            "expr": expand(inner.group(1)),
+                        }
+                    )
+        assert rules
+        path = tmp_path / "panels.rules.yaml"
+        path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
+        done = subprocess.run(
+            [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"SUCCESS: {len(rules)} rules found" in done.stdout
+
+
+class TestSdkRoundTrip:
+    """Grafana's Python SDK (11.6 build) decodes each dashboard; re-encoding loses no key."""
+
+    def test_no_key_is_lost(self, rendered: list[dict[str, Any]]) -> None:
+        from grafana_foundation_sdk.cog.encoder import JSONEncoder
+        from grafana_foundation_sdk.cog.plugins import register_default_plugins
+        from grafana_foundation_sdk.models.dashboard import Dashboard
+
+        register_default_plugins()
+        for board in rendered:
+            decoded = Dashboard.from_json(board)
+            again = json.loads(json.dumps(decoded, cls=JSONEncoder))
+            assert lost_keys(board, again) == [], board["title"]
+
+    def test_a_misspelled_key_is_caught(self) -> None:
+        from grafana_foundation_sdk.cog.encoder import JSONEncoder
+        from grafana_foundation_sdk.cog.plugins import register_default_plugins
+        from grafana_foundation_sdk.models.dashboard import Dashboard
+
+        register_default_plugins()
+        board = render_board(boards(demo_spec())[0])
+        panel = panels_of(board)[0]
+        panel["options"]["reduceOption"] = panel["options"].pop("reduceOptions")
+        panel["targets"][0]["legend_format"] = "x"
+        again = json.loads(json.dumps(Dashboard.from_json(board), cls=JSONEncoder))
+        lost = lost_keys(board, again)
+        assert any(k.endswith(".options.reduceOption") for k in lost), lost
+        assert any(k.endswith(".targets[0].legend_format") for k in lost), lost
+
+
+def lost_keys(before: Any, after: Any, path: str = "") -> list[str]:
+    """Keys (and values) of `before` missing or different in `after`; extra defaults are fine."""
+    if isinstance(before, dict):
+        if not isinstance(after, dict):
+            return [path]
+        found = []
+        for key, value in before.items():
+            if key not in after:
+                found.append(f"{path}.{key}")
+            else:
+                found += lost_keys(value, after[key], f"{path}.{key}")
+        return found
+    if isinstance(before, list):
+        if not isinstance(after, list) or len(before) != len(after):
+            return [path]
+        return [
+            k
+            for i, (a, b) in enumerate(zip(before, after, strict=True))
+            for k in lost_keys(a, b, f"{path}[{i}]")
+        ]
+    return [] if before == after else [f"{path}: {before!r} != {after!r}"]
+
+
+# ---------------------------------------------------------------------------- files and CLI
+
+
+class TestFiles:
+    def test_deterministic(self, tmp_path: Path) -> None:
+        first = render(kitchen_sink(tmp_path))
+        second = render(kitchen_sink(tmp_path))
+        assert first == second
+        assert list(first) == sorted(first)
+
+    def test_provisioning(self) -> None:
+        files = render(demo_spec())
+        provider = yaml.safe_load(files["provisioning/dashboards.yaml"])["providers"][0]
+        assert provider["type"] == "file" and provider["allowUiUpdates"] is False
+        assert provider["options"]["path"]
+
+    def test_readme_lists_every_dashboard_and_panel(self) -> None:
+        spec = demo_spec()
+        files = render(spec)
+        readme = files["README.md"]
+        assert f"**{SCHEMA_VERSION}**" in readme
+        for board in boards(spec):
+            data = render_board(board)
+            assert f"## {data['title']}" in readme
+            for panel in panels_of(data):
+                assert f"**{panel['title']}** ({panel['type']}" in readme
+
+    def test_write_removes_only_our_stale_dashboards(self, tmp_path: Path) -> None:
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "old.json").write_text(json.dumps({"tags": ["kpi-exporter"], "title": "old"}))
+        (out / "theirs.json").write_text(json.dumps({"tags": ["team"], "title": "theirs"}))
+        write(render(demo_spec()), out)
+        assert not (out / "old.json").exists()
+        assert (out / "theirs.json").exists()
+
+    def test_committed_demo_dashboards_are_current(self) -> None:
+        """`make generate` output for config/demo.yaml is what the repository holds."""
+        expected = render(demo_spec())
+        folder = ROOT / "dashboards"
+        committed = {
+            str(p.relative_to(folder)): p.read_text(encoding="utf-8")
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
+        stale = sorted(set(committed) ^ set(expected))
+        assert not stale, f"files differ from the spec's: {stale}; run `make generate`"
+        for name, text in expected.items():
+            assert committed[name] == text, f"dashboards/{name} is out of date: run make generate"
+
+
+class TestCli:
+    def test_generate_twice_is_byte_identical(self, tmp_path: Path) -> None:
+        runner = CliRunner()
+        for out in ("a", "b"):
+            result = runner.invoke(
+                main, ["generate", "dashboards", "-c", str(DEMO), "-o", str(tmp_path / out)]
+            )
+            assert result.exit_code == 0, result.output
+        a = {
+            p.relative_to(tmp_path / "a"): p.read_bytes()
+            for p in (tmp_path / "a").rglob("*")
+            if p.is_file()
+        }
+        b = {
+            p.relative_to(tmp_path / "b"): p.read_bytes()
+            for p in (tmp_path / "b").rglob("*")
+            if p.is_file()
+        }
+        assert a == b and len(a) >= 6
+
+    def test_spec_error_exits_2(self, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("dashboards:\n  - title: X\n    rows: [{title: R, kpis: [nope]}]\n")
+        result = CliRunner().invoke(
+            main, ["generate", "dashboards", "-c", str(bad), "-o", str(tmp_path / "o")]
+        )
+        assert result.exit_code == 2
+        assert "'nope' is neither a KPI nor a ratio" in result.output
+        assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------- push
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class FakeGrafana:
+    """A Grafana stand-in on loopback: records requests, answers like /api/folders and
+    /api/dashboards/db do, or refuses dashboards with a chosen status."""
+
+    def __init__(self, folders: list[dict[str, Any]], refuse: int | None = None) -> None:
+        self.folders = folders
+        self.refuse = refuse
+        self.received: list[Received] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                fake.received.append(Received(self.command, self.path, dict(self.headers), body))
+                if self.headers.get("Authorization") != "Bearer s3cret-token":
+                    self._answer(401, {"message": "invalid API key"})
+                elif self.command == "GET" and self.path.startswith("/api/folders"):
+                    self._answer(200, fake.folders)
+                elif self.command == "POST" and self.path == "/api/folders":
+                    fake.folders.append({"uid": "created-uid", "title": body["title"]})
+                    self._answer(200, fake.folders[-1])
+                elif self.command == "POST" and self.path == "/api/dashboards/db":
+                    if fake.refuse is not None:
+                        self._answer(fake.refuse, {"message": "refused by the test"})
+                        return
+                    uid = body["dashboard"]["uid"]
+                    self._answer(
+                        200, {"status": "success", "uid": uid, "url": f"/d/{uid}", "version": 3}
+                    )
+                else:
+                    self._answer(404, {"message": "not found"})
+
+            do_GET = _handle
+            do_POST = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeGrafana:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def push(url: str, token: str = "s3cret-token", *extra: str) -> Any:
+    return CliRunner().invoke(
+        main,
+        ["dashboards", "push", "-c", str(DEMO), "--grafana-url", url, "--timeout", "5", *extra],
+        env={"GRAFANA_TOKEN": token},
+    )
+
+
+@pytest.fixture
+def grafana() -> Iterator[FakeGrafana]:
+    with FakeGrafana([{"uid": "other", "title": "Other"}]) as fake:
+        yield fake
+
+
+class TestPush:
+    def test_creates_the_folder_and_overwrites_every_dashboard(self, grafana: FakeGrafana) -> None:
+        result = push(grafana.url)
+        assert result.exit_code == 0, result.output
+        expected = [render_board(b) for b in boards(demo_spec())]
+        calls = [(r.method, r.path) for r in grafana.received]
+        assert calls[:2] == [("GET", "/api/folders?limit=1000"), ("POST", "/api/folders")]
+        assert grafana.received[1].body == {"title": "KPI exporter"}
+        posts = [r for r in grafana.received if r.path == "/api/dashboards/db"]
+        assert len(posts) == len(expected)
+        for post, board in zip(posts, expected, strict=True):
+            assert post.headers["Authorization"] == "Bearer s3cret-token"
+            assert post.headers["Content-Type"] == "application/json"
+            assert post.body["overwrite"] is True and post.body["folderUid"] == "created-uid"
+            assert post.body["dashboard"] == {**board, "id": None}
+            assert f"pushed {board['uid']}" in result.output
+        assert "s3cret-token" not in result.output
+
+    def test_finds_an_existing_folder_by_name(self) -> None:
+        with FakeGrafana([{"uid": "kpi-folder", "title": "KPIs"}]) as fake:
+            result = push(fake.url, "s3cret-token", "--folder", "KPIs")
+        assert result.exit_code == 0, result.output
+        assert not [r for r in fake.received if r.path == "/api/folders" and r.method == "POST"]
+        posts = [r for r in fake.received if r.path == "/api/dashboards/db"]
+        assert posts and all(p.body["folderUid"] == "kpi-folder" for p in posts)
+
+    def test_token_from_a_file(self, grafana: FakeGrafana, tmp_path: Path) -> None:
+        token = tmp_path / "token"
+        token.write_text("s3cret-token\n")
+        result = push(grafana.url, "", "--token-file", str(token))
+        assert result.exit_code == 0, result.output
+
+    def test_no_token(self, grafana: FakeGrafana) -> None:
+        result = push(grafana.url, "")
+        assert result.exit_code == 1
+        assert "GRAFANA_TOKEN" in result.output
+        assert grafana.received == []
+
+    def test_401_says_the_token_was_rejected(self, grafana: FakeGrafana) -> None:
+        result = push(grafana.url, "wrong-token")
+        assert result.exit_code == 1
+        assert "401 Unauthorized (invalid API key): Grafana rejected the token" in result.output
+        assert "wrong-token" not in result.output
+
+    @pytest.mark.parametrize(
+        ("status", "words"),
+        [
+            (403, "403 Forbidden (refused by the test): the token may not write"),
+            (412, "412 Precondition Failed (refused by the test): a different dashboard"),
+        ],
+    )
+    def test_refusals_are_explained(self, status: int, words: str) -> None:
+        with FakeGrafana([{"uid": "f", "title": "KPI exporter"}], refuse=status) as fake:
+            result = push(fake.url)
+        assert result.exit_code == 1
+        assert words in result.output
+        assert "POST" in result.output and "/api/dashboards/db" in result.output
+
+    def test_unreachable_server(self) -> None:
+        result = push(f"http://127.0.0.1:{free_port()}")
+        assert result.exit_code == 1
+        assert "cannot reach Grafana" in result.output
+
+    def test_credentials_in_the_url_are_not_printed(self) -> None:
+        result = push(f"http://admin:hunter2@127.0.0.1:{free_port()}")
+        assert result.exit_code == 1
+        assert "hunter2" not in result.output
+
+
+def test_kitchen_sink_spec_is_valid(tmp_path: Path) -> None:
+    """The test spec above loads (so failures below are the generator's, not the spec's)."""
+    assert textwrap.dedent(KITCHEN_SINK) == KITCHEN_SINK
+    assert len(kitchen_sink(tmp_path).kpis) == 10
