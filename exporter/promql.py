@@ -12,6 +12,9 @@ from exporter.spec import Kpi, Ratio, Spec
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 
 
+SPLIT_LABEL = "ratio_counter"  # tells counters of one ratio apart inside its sum
+
+
 class Matcher(NamedTuple):
     """One label matcher of a selector: name, operator (= != =~ !~) and value."""
 
@@ -65,14 +68,6 @@ def series(name: str, spec: Spec, matchers: Mapping[str, str] | None = None) -> 
     return name + selector(spec, matchers)
 
 
-def names_selector(names: Sequence[str], spec: Spec) -> str:
-    """One selector over several metric names, so that a missing one does not empty a sum."""
-    if len(names) == 1:
-        return series(names[0], spec)
-    alternatives = "|".join(sorted(set(names)))
-    return "{" + f"__name__=~{quote(alternatives)}, {spec.exporter.rule_selector()}" + "}"
-
-
 def aggregate(op: str, expr: str, by: Iterable[str] | None = None, without: bool = False) -> str:
     """`op by (a, b) (expr)`, `op without (instance) (expr)` or `op(expr)` for an empty by."""
     if without:
@@ -121,10 +116,22 @@ def ratio_level(spec: Spec, ratio: Ratio) -> list[str] | None:
 
 
 def ratio_sum(spec: Spec, ratio: Ratio, names: Sequence[str], window: float) -> str:
-    """Per-second rate of the given counters summed at the ratio's level."""
+    """Per-second rate of the given counters summed at the ratio's level.
+
+    Several counters are told apart by a temporary label and joined with `or`, so that one
+    without series yet (no failures so far) does not empty the sum."""
     level = ratio_level(spec, ratio)
-    expr = f"rate({names_selector(names, spec)}[{duration(window)}])"
-    return aggregate("sum", expr, by=level, without=level is None)
+    unique = list(dict.fromkeys(names))
+    rates = [f"rate({series(name, spec)}[{duration(window)}])" for name in unique]
+    if len(rates) == 1:
+        return aggregate("sum", rates[0], by=level, without=level is None)
+    tagged = " or ".join(
+        f'label_replace({expr}, "{SPLIT_LABEL}", {quote(name)}, "", "")'
+        for name, expr in zip(unique, rates, strict=True)
+    )
+    if level is None:
+        return f"sum without (instance, {SPLIT_LABEL}) ({tagged})"
+    return aggregate("sum", tagged, by=level)
 
 
 def ratio_record_prefix(ratio: Ratio) -> str:
