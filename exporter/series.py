@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from exporter.exposition import escape_label_value, family_header, format_value
@@ -100,21 +101,79 @@ def render_plain(
     if kpi.type == "histogram":
         return render_preaggregated(kpi, metric, const_labels, rows, taken_at)
     shape = Shape(kpi, metric, const_labels, rows)
-    assert shape.value_index is not None
-    value_index = shape.value_index
-    value_column = kpi.value_column or "value"
     if len(rows.rows) > kpi.max_series:
         raise ResultError(
             f"{len(rows.rows)} rows exceed max_series={kpi.max_series}; nothing was published"
         )
-    seen: set[str] = set()
     lines = [family_header(metric, kpi.type, kpi.help, openmetrics=False)]
     skipped = 0
+    fast = _fast_samples(shape, rows.rows, counter=kpi.type == "counter")
+    if fast is not None:
+        lines.append(fast)
+        seen_count = len(rows.rows)
+    else:
+        seen_count = _samples(shape, rows, kpi, lines)
+        skipped = len(rows.rows) - seen_count
+    text = "".join(lines)
+    if kpi.type == "counter":
+        om_header = family_header(metric.removesuffix("_total"), "counter", kpi.help, True)
+        om = om_header + text[len(lines[0]) :]
+        return Snapshot.build(kpi.name, seen_count, taken_at, text, om), skipped
+    return Snapshot.build(kpi.name, seen_count, taken_at, text, None), skipped
+
+
+_NUMBER_TYPES = frozenset((float, int, Decimal, bool))
+
+
+def _fast_samples(shape: Shape, rows: Sequence[tuple[Any, ...]], counter: bool) -> str | None:
+    """Sample lines of the common result (string labels, finite numbers, unique label sets),
+    built a column at a time; None sends the rows through the general per-row path."""
+    if not rows or shape.value_index is None:
+        return None
+    raw_values = list(map(itemgetter(shape.value_index), rows))
+    if not set(map(type, raw_values)) <= _NUMBER_TYPES:
+        return None  # NULLs and non-numbers: the general path skips or reports them
+    values = list(map(float, raw_values))
+    total = sum(values)
+    if total != total or total in (math.inf, -math.inf) or (counter and min(values) < 0):
+        return None  # NaN, infinities and negative counters have their own rules
+    if not shape.label_index:
+        if len(rows) != 1:
+            return None  # several rows without labels collide: the general path says so
+        return f"{shape.metric}{shape.labels(())} {values[0]!r}\n"
+    opening = shape.metric + "{" + "".join(c + "," for c in shape.const)
+    blocks: list[str] = []
+    for position, (index, prefix) in enumerate(
+        zip(shape.label_index, shape.label_prefixes, strict=True)
+    ):
+        column = list(map(itemgetter(index), rows))
+        if set(map(type, column)) != {str}:
+            return None  # NULLs, numbers and bytes have their own label rendering
+        joined = "".join(column)
+        if "\\" in joined or "\n" in joined or '"' in joined:
+            column = list(map(escape_label_value, column))
+        if position == 0:
+            start = opening + prefix
+            blocks = [start + value for value in column]
+        else:
+            separator = '",' + prefix
+            blocks = [b + separator + value for b, value in zip(blocks, column, strict=True)]
+    if len(set(blocks)) != len(rows):
+        return None  # duplicate label sets: the general path names them
+    return "".join([f'{b}"}} {value!r}\n' for b, value in zip(blocks, values, strict=True)])
+
+
+def _samples(shape: Shape, rows: Rows, kpi: Kpi, lines: list[str]) -> int:
+    """The general path, one row at a time; returns the number of series rendered."""
+    assert shape.value_index is not None
+    seen: set[str] = set()
+    value_index = shape.value_index
+    value_column = kpi.value_column or "value"
+    metric = shape.metric
     for row in rows.rows:
         raw = row[value_index]
         if raw is None:
-            skipped += 1
-            continue
+            continue  # counted as skipped by the caller
         value = number(raw, value_column)
         if kpi.type == "counter" and (value < 0 or math.isnan(value)):
             raise ResultError(f"counter value {value!r} is negative or NaN", value_column)
@@ -125,12 +184,7 @@ def render_plain(
             )
         seen.add(labels)
         lines.append(f"{metric}{labels} {format_value(value)}\n")
-    text = "".join(lines)
-    if kpi.type == "counter":
-        om_header = family_header(metric.removesuffix("_total"), "counter", kpi.help, True)
-        om = om_header + text[len(lines[0]) :]
-        return Snapshot.build(kpi.name, len(seen), taken_at, text, om), skipped
-    return Snapshot.build(kpi.name, len(seen), taken_at, text, None), skipped
+    return len(seen)
 
 
 def render_preaggregated(
