@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,11 @@ def _listen(listen: str | None, port: int | None, spec: Spec) -> tuple[str, int]
     return "0.0.0.0", port if port is not None else spec.exporter.port
 
 
-def _daemon_or_exit(loaded: LoadedSpec, configs: Sequence[Path]) -> Daemon:
+def _daemon_or_exit(
+    loaded: LoadedSpec, configs: Sequence[Path], narrow: Callable[[Spec], Spec] | None = None
+) -> Daemon:
     try:
-        return Daemon(loaded, configs)
+        return Daemon(loaded, configs, narrow)
     except StateError as exc:
         click.echo(f"state: {exc}", err=True)
         sys.exit(EXIT_SPEC)
@@ -113,6 +115,14 @@ def _simulate(spec: Spec) -> Any:
     "--simulate", is_flag=True, help="Demo: create the SQLite demo data and keep adding rows."
 )
 @click.option("--grace", type=float, default=10.0, help="Seconds polls may finish at shutdown.")
+@click.option(
+    "--web.config.file",
+    "web_config",
+    type=click.Path(path_type=Path),
+    help="TLS, basic auth and headers, in Prometheus exporter-toolkit's web config format.",
+)
+@click.option("--health-no-auth", is_flag=True, help="Serve /health without basic auth.")
+@click.option("--shard", "shard_text", help="I/N: run only the KPIs of shard I of N (0-based).")
 def run(
     configs: tuple[Path, ...],
     listen: str | None,
@@ -121,31 +131,63 @@ def run(
     log_level: str,
     simulate: bool,
     grace: float,
+    web_config: Path | None,
+    health_no_auth: bool,
+    shard_text: str | None,
 ) -> None:
     """Run the exporter daemon."""
     from exporter.http import MetricsServer
+    from exporter.notify import SystemdNotifier
+    from exporter.sharding import Shard, declare
+    from exporter.webconfig import WebConfigError, WebSecurity
 
     log.configure(log_format, log_level)
+    try:
+        shard = Shard.parse(shard_text) if shard_text else Shard()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--shard") from None
+    try:
+        security = WebSecurity(web_config) if web_config is not None else None
+    except WebConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_SPEC)
     loaded = load_or_exit(configs)
     host, bind_port = _listen(listen, port, loaded.spec)
     simulator = _simulate(loaded.spec) if simulate else None
-    daemon = _daemon_or_exit(loaded, configs)
+    daemon = _daemon_or_exit(loaded, configs, shard.narrow)
+    declare(shard, daemon.metrics.registry)
+    notifier = SystemdNotifier()
+
+    def status() -> str:
+        return f"{len(daemon.polls)} KPIs (shard {shard}) on {host}:{bind_port}"
+
+    def reload() -> tuple[bool, list[str]]:
+        notifier.reloading()
+        try:
+            return daemon.reload()
+        finally:
+            notifier.ready(status())
+
     try:
-        server = MetricsServer(host, bind_port, daemon)
+        server = MetricsServer(host, bind_port, daemon, security, health_no_auth, reload)
     except OSError as exc:
         click.echo(f"cannot listen on {host}:{bind_port}: {exc.strerror}", err=True)
         sys.exit(1)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=daemon.reload).start())
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload).start())
     server.start()
     daemon.start()
-    log.event(logging.INFO, "listening", address=f"{host}:{bind_port}")
+    log.event(logging.INFO, "listening", address=f"{host}:{bind_port}", tls=server.tls)
+    notifier.ready(status())
+    notifier.start_watchdog(lambda: server.alive() and daemon.schedule.scheduler.running)
     stop.wait()
     log.event(logging.INFO, "stopping", grace=grace)
+    notifier.stopping()
     server.stop()
     daemon.stop(grace)
+    notifier.close()
     if simulator is not None:
         simulator.stop()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from logging import INFO, WARNING
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,14 @@ from exporter.state import StateStore
 class Daemon:
     """Everything a running exporter holds; the HTTP layer reads it through a few methods."""
 
-    def __init__(self, loaded: LoadedSpec, configs: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        loaded: LoadedSpec,
+        configs: Sequence[Path] = (),
+        narrow: Callable[[Spec], Spec] | None = None,
+    ) -> None:
         self.configs = list(configs)
+        self._narrow = narrow  # e.g. a shard's share of the KPIs, applied to every (re)load
         self.metrics = SelfMetrics()
         self.publication = Publication(self.metrics.render)
         self.schedule = Schedule()
@@ -57,6 +63,8 @@ class Daemon:
 
     def _apply(self, spec: Spec) -> None:
         """Make the running polls match `spec`: keep the unchanged, restart the changed."""
+        if self._narrow is not None:
+            spec = self._narrow(spec)
         if self.store is None and any(k.cursor for k in spec.kpis):
             self.store = StateStore(spec.exporter.state_dir)
         wanted = {k.name: k for k in spec.kpis}

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from logging import DEBUG
+from logging import DEBUG, INFO
 from typing import Any, Protocol
 
 from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 from exporter.log import event
+from exporter.webconfig import WebConfig, WebSecurity, peer_sans
 
 REQUEST_TIMEOUT = 30.0  # a client that stalls longer loses its connection
+HANDSHAKE_TIMEOUT = 10.0
 MAX_BODY = 64 * 1024
+TLS_RECORD_HANDSHAKE = 0x16
+# What Go's server answers when plain HTTP reaches a TLS port; clients then see why.
+PLAIN_TO_TLS = (
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+)
 
 
 class Endpoints(Protocol):
@@ -56,15 +66,27 @@ def accepts_gzip(header: str) -> bool:
     return False
 
 
-def _handler(app: Endpoints) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    app: Endpoints,
+    security: WebSecurity | None,
+    health_no_auth: bool,
+    reload: Callable[[], tuple[bool, list[str]]],
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "kpi-exporter"
         sys_version = ""
         protocol_version = "HTTP/1.1"
         timeout = REQUEST_TIMEOUT
+        web: WebConfig | None = None
 
         def log_message(self, format: str, *args: Any) -> None:
             event(DEBUG, "http_request", client=self.client_address[0], line=format % args)
+
+        def end_headers(self) -> None:
+            if self.web is not None:
+                for name, value in self.web.headers:
+                    self.send_header(name, value)
+            super().end_headers()
 
         def _send(self, status: int, body: bytes, content_type: str, **headers: str) -> None:
             self.send_response(status)
@@ -79,7 +101,24 @@ def _handler(app: Endpoints) -> type[BaseHTTPRequestHandler]:
         def _text(self, status: int, text: str, **headers: str) -> None:
             self._send(status, text.encode(), "text/plain; charset=utf-8", **headers)
 
+        def _allowed(self) -> bool:
+            """Basic auth per the web config; answers 401 itself when the request lacks it."""
+            if security is None:
+                return True
+            self.web = security.current()
+            if not self.web.users:
+                return True
+            if health_no_auth and self.path.split("?", 1)[0] == "/health":
+                return True
+            if security.authorized(self.web, self.headers.get("Authorization")):
+                return True
+            event(INFO, "http_unauthorized", client=self.client_address[0], path=self.path[:200])
+            self._text(401, "Unauthorized\n", WWW_Authenticate='Basic realm="kpi-exporter"')
+            return False
+
         def do_GET(self) -> None:
+            if not self._allowed():
+                return
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 openmetrics = wants_openmetrics(self.headers.get("Accept", ""))
@@ -107,6 +146,8 @@ def _handler(app: Endpoints) -> type[BaseHTTPRequestHandler]:
             self.do_GET()
 
         def do_POST(self) -> None:
+            if not self._allowed():
+                return
             path = self.path.split("?", 1)[0]
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
@@ -115,7 +156,7 @@ def _handler(app: Endpoints) -> type[BaseHTTPRequestHandler]:
             if length:
                 self.rfile.read(length)
             if path == "/-/reload":
-                ok, errors = app.reload()
+                ok, errors = reload()
                 if ok:
                     self._text(200, "reloaded\n")
                 else:
@@ -126,6 +167,8 @@ def _handler(app: Endpoints) -> type[BaseHTTPRequestHandler]:
                 self._text(404, "not found\n")
 
         def _not_allowed(self) -> None:
+            if not self._allowed():
+                return
             self._text(405, "method not allowed\n", Allow="GET, HEAD, POST")
 
         do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
@@ -134,20 +177,80 @@ def _handler(app: Endpoints) -> type[BaseHTTPRequestHandler]:
 
 
 class MetricsServer(ThreadingHTTPServer):
-    """A threaded HTTP server; each connection has a timeout so stalled clients go away."""
+    """A threaded HTTP(S) server; each connection has a timeout so stalled clients go away.
+
+    With TLS the handshake runs in the connection's own thread, so a client that never
+    finishes it (or speaks plain HTTP) cannot hold up the accept loop.
+    """
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, host: str, port: int, app: Endpoints) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: Endpoints,
+        security: WebSecurity | None = None,
+        health_no_auth: bool = False,
+        reload: Callable[[], tuple[bool, list[str]]] | None = None,
+    ) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        super().__init__((host, port), _handler(app))
+        self.security = security
+        handler = _handler(app, security, health_no_auth, reload or app.reload)
+        super().__init__((host, port), handler)
         self._thread: threading.Thread | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.security is not None and self.security.config.tls is not None
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        if self.security is not None and self.security.config.tls is not None:
+            wrapped = self._handshake(request, client_address)
+            if wrapped is None:
+                self.shutdown_request(request)
+                return
+            request = wrapped
+        super().process_request_thread(request, client_address)
+
+    def _handshake(self, sock: socket.socket, client_address: Any) -> ssl.SSLSocket | None:
+        """TLS handshake in the connection's thread; None (logged) when it fails."""
+        assert self.security is not None
+        config = self.security.current()
+        assert config.tls is not None
+        client = client_address[0]
+        sock.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            first = sock.recv(1, socket.MSG_PEEK)
+            if first and first[0] != TLS_RECORD_HANDSHAKE:
+                if first.isalpha():
+                    sock.sendall(PLAIN_TO_TLS)
+                event(INFO, "tls_handshake_failed", client=client, error="not a TLS client")
+                return None
+            wrapped = config.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            wrapped.do_handshake()
+        except (OSError, ssl.SSLError) as exc:
+            event(INFO, "tls_handshake_failed", client=client, error=str(exc) or type(exc).__name__)
+            return None
+        if config.allowed_sans and not peer_sans(wrapped.getpeercert()) & config.allowed_sans:
+            event(INFO, "tls_client_refused", client=client, error="no allowed SAN")
+            wrapped.close()
+            return None
+        return wrapped
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that goes away mid-response is normal; never print a traceback for it.
+        event(DEBUG, "http_connection_error", client=client_address[0])
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
         self._thread.start()
+
+    def alive(self) -> bool:
+        """The serving thread runs (the watchdog asks)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         self.shutdown()
