@@ -222,7 +222,7 @@ def create_schema(conn: Any, dialect: str) -> None:
 
 
 def seed(conn: Any, dialect: str, now: float, rng: random.Random) -> None:
-    """Insert a realistic history into empty tables: 45 days of users and sessions, then
+    """Insert a realistic history into empty tables: SEED_HISTORY_DAYS of users and sessions, then
     SEED_EVENT_SECONDS of traffic up to `now`; commits."""
     _check(dialect)
     cur = conn.cursor()

@@ -173,7 +173,7 @@ class TestSeed:
             count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             assert count >= 100, table
         oldest = conn.execute("SELECT min(created_at) FROM users").fetchone()[0]
-        assert NOW - oldest > 40 * demo.DAY
+        assert NOW - oldest > 45 * demo.DAY  # older than the 30-day churn window
         for table, column in (("payments", "created_at"), ("queue_jobs", "finished_at")):
             latest = conn.execute(f"SELECT max({column}) FROM {table}").fetchone()[0]
             assert latest <= NOW, table
@@ -334,11 +334,12 @@ class TestSimulator:
             users = reader.execute("SELECT count(*) FROM users").fetchone()[0]
             seeded = reader.execute("SELECT count(*) FROM http_requests").fetchone()[0]
             assert users >= demo.SEED_USERS
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and simulator.ticks < 5:
+            # a 0.05 s tick adds 0.5 requests on average: wait for rows, not for a tick count
+            grown, deadline = seeded, time.monotonic() + 30
+            while time.monotonic() < deadline and (simulator.ticks < 5 or grown <= seeded):
                 time.sleep(0.05)
+                grown = reader.execute("SELECT count(*) FROM http_requests").fetchone()[0]
             assert simulator.ticks >= 5 and simulator.running
-            grown = reader.execute("SELECT count(*) FROM http_requests").fetchone()[0]
             assert grown > seeded
             reader.close()
         finally:
