@@ -266,7 +266,7 @@ def insert_activity(
     def times(rate: float) -> list[float]:
         return sorted(start + seconds * rng.random() for _ in range(_poisson(rng, rate * seconds)))
 
-    _users_and_sessions(cur, dialect, rng, start, now, times)
+    _users_and_sessions(cur, dialect, rng, times)
     _payments(cur, dialect, rng, times(RATES["payments"]))
     _generations(cur, dialect, rng, times(RATES["generations"]))
     _queue_jobs(cur, dialect, rng, start, now, times(RATES["jobs"]))
@@ -277,13 +277,9 @@ def insert_activity(
 
 
 def _users_and_sessions(
-    cur: Any,
-    dialect: str,
-    rng: random.Random,
-    start: float,
-    now: float,
-    times: Callable[[float], list[float]],
+    cur: Any, dialect: str, rng: random.Random, times: Callable[[float], list[float]]
 ) -> None:
+    """New users with their first session, returning users' new sessions, sessions seen."""
     cur.execute("SELECT COALESCE(max(id), 0) FROM users")
     last_user = int(cur.fetchone()[0])
     joined = times(RATES["users"])
@@ -292,7 +288,7 @@ def _users_and_sessions(
         _sql(dialect, "SELECT id, created_at FROM users WHERE id > ? ORDER BY id"), (last_user,)
     )
     sessions = [(user_id, _pick(rng, SERVICES), at) for user_id, at in cur.fetchall()]
-    total_users = last_user + len(sessions)
+    total_users = sessions[-1][0] if sessions else last_user
     if total_users:
         for at in times(RATES["returning_sessions"]):
             if rng.random() < 0.95:  # mostly recent sign-ups coming back on another device
