@@ -21,6 +21,8 @@ from exporter.source import QueryError, Source, open_source
 from exporter.spec import Database, Kpi, Spec
 from exporter.state import StateStore
 
+CANCEL_WAIT = 5.0  # seconds polls get to wind down after their queries were cancelled
+
 
 class Daemon:
     """Everything a running exporter holds; the HTTP layer reads it through a few methods."""
@@ -192,6 +194,14 @@ class Daemon:
         deadline = time.monotonic() + grace
         for poll in self.polls.values():
             poll.wait_idle(deadline - time.monotonic())
+        # Past the grace period: cancel what still runs on the servers, then let those polls
+        # record the outcome (and cursor KPIs keep only what they stored) before closing.
+        cancelled = sum(source.cancel_running() for source in self.sources.values())
+        if cancelled:
+            event(WARNING, "queries_cancelled", count=cancelled, grace=grace)
+            deadline = time.monotonic() + CANCEL_WAIT
+            for poll in self.polls.values():
+                poll.wait_idle(deadline - time.monotonic())
         self.schedule.stop(wait=False)
         for source in self.sources.values():
             source.close()

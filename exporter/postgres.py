@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -36,6 +37,8 @@ class PostgresSource:
         self.pool_timeout = pool_timeout
         self._secrets = dsn_secrets(dsn)
         self._connect_error: str | None = None
+        self._running: set[psycopg.Connection[Any]] = set()  # connections inside a query
+        self._running_lock = threading.Lock()
         source = self
 
         class _Connection(psycopg.Connection):
@@ -115,13 +118,26 @@ class PostgresSource:
             )
             guard.start()
             started = time.monotonic()
+            with self._running_lock:
+                self._running.add(conn)
             try:
                 cursor = conn.execute(_pyformat(sql), dict(params))
                 columns = tuple(d.name for d in cursor.description or ())
                 rows = cursor.fetchall()
             finally:
                 guard.cancel()
+                with self._running_lock:
+                    self._running.discard(conn)
         return Rows(columns, rows, time.monotonic() - started)
+
+    def cancel_running(self) -> int:
+        """Cancel every query running now, on the server (shutdown after its grace period)."""
+        with self._running_lock:
+            running = list(self._running)
+        for conn in running:
+            with contextlib.suppress(psycopg.Error, OSError):
+                conn.cancel_safe(timeout=5.0)
+        return len(running)
 
     def close(self) -> None:
         self.pool.close(timeout=5.0)

@@ -46,6 +46,10 @@ class Source(Protocol):
         """Run `sql` with bound `params`; the timeout counts from the query's start."""
         ...
 
+    def cancel_running(self) -> int:
+        """Cancel the queries running now, on the database server; returns how many."""
+        ...
+
     def close(self) -> None: ...
 
 

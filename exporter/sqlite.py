@@ -42,6 +42,8 @@ class SqliteSource:
         self.connect_timeout = database.connect_timeout
         self.pool_timeout = pool_timeout
         self._slots = threading.BoundedSemaphore(database.max_connections)
+        self._running: set[sqlite3.Connection] = set()
+        self._running_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         mode = "ro" if self.read_only else "rw"
@@ -63,6 +65,8 @@ class SqliteSource:
             )
         try:
             conn = self._connect()
+            with self._running_lock:
+                self._running.add(conn)
             try:
                 started = time.monotonic()
                 deadline = started + timeout
@@ -92,9 +96,19 @@ class SqliteSource:
             except (sqlite3.Warning, ValueError, OverflowError) as exc:
                 raise QueryError("sql", str(exc)) from None
             finally:
+                with self._running_lock:
+                    self._running.discard(conn)
                 conn.close()
         finally:
             self._slots.release()
+
+    def cancel_running(self) -> int:
+        """Interrupt every query running now (shutdown after its grace period)."""
+        with self._running_lock:
+            running = list(self._running)
+        for conn in running:
+            conn.interrupt()
+        return len(running)
 
     def close(self) -> None:
         """Nothing stays open between queries."""
