@@ -28,6 +28,7 @@ class Publication:
         self._snapshots: Mapping[str, Snapshot] = {}
         self._lock = threading.Lock()
         self._joined: dict[bool, tuple[Mapping[str, Snapshot], _Joined]] = {}
+        self._tail: tuple[bytes, bytes] | None = None
 
     def publish(self, snapshot: Snapshot) -> None:
         with self._lock:
@@ -68,5 +69,14 @@ class Publication:
             return joined.data + tail
         crc = zlib.crc32(tail, joined.crc)
         return gzip_from_segments(
-            [joined.deflate, deflate_segment(tail)], crc, len(joined.data) + len(tail)
+            [joined.deflate, self._tail_deflate(tail)], crc, len(joined.data) + len(tail)
         )
+
+    def _tail_deflate(self, tail: bytes) -> bytes:
+        """The self-metrics' deflate segment, reused while their render is reused."""
+        cached = self._tail
+        if cached is not None and cached[0] == tail:
+            return cached[1]
+        segment = deflate_segment(tail)
+        self._tail = (tail, segment)
+        return segment

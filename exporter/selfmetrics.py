@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterable
 
@@ -21,6 +22,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as om_lates
 from exporter import __version__
 from exporter.source import REASONS
 
+RENDER_REUSE = 1.0  # seconds a rendered body may be served again
 QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -29,6 +31,8 @@ class SelfMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._render_lock = threading.Lock()
+        self._rendered: dict[bool, tuple[float, bytes]] = {}
         r = self.registry
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
@@ -124,7 +128,19 @@ class SelfMetrics:
             _remove(self.query_errors, kpi, database, reason)
 
     def render(self, openmetrics: bool) -> bytes:
-        return om_latest(self.registry) if openmetrics else text_latest(self.registry)
+        """The registry's exposition, rebuilt at most once per RENDER_REUSE seconds per format.
+
+        With hundreds of KPIs a render costs a tenth of a second or more; scrapes arriving
+        faster than that (several Prometheus replicas, a load test) share one render.
+        """
+        with self._render_lock:
+            now = time.monotonic()
+            cached = self._rendered.get(openmetrics)
+            if cached is not None and now - cached[0] < RENDER_REUSE:
+                return cached[1]
+            body = om_latest(self.registry) if openmetrics else text_latest(self.registry)
+            self._rendered[openmetrics] = (now, body)
+            return body
 
 
 def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:
