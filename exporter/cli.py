@@ -166,6 +166,7 @@ def run(
         try:
             return daemon.reload()
         finally:
+            daemon.metrics.invalidate()
             notifier.ready(status())
 
     try:

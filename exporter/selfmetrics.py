@@ -127,6 +127,11 @@ class SelfMetrics:
         for reason in REASONS:
             _remove(self.query_errors, kpi, database, reason)
 
+    def invalidate(self) -> None:
+        """Forget the reused renders: after a reload the next scrape shows the new state."""
+        with self._render_lock:
+            self._rendered.clear()
+
     def render(self, openmetrics: bool) -> bytes:
         """The registry's exposition, rebuilt at most once per RENDER_REUSE seconds per format.
 
