@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -32,6 +33,7 @@ PROVISIONING_PATH = "provisioning/dashboards.yaml"
 GRID_WIDTH = 24
 HEIGHT = 8
 QUANTILES = (0.5, 0.95, 0.99)
+TARGET_WIDTH = 6
 
 JSON = dict[str, Any]
 
@@ -95,6 +97,7 @@ class Panel:
     maximum: float | None = None
     axis_label: str = ""
     mappings: tuple[tuple[str, str, str], ...] = ()  # value, text, color
+    new_line: bool = False  # start on a new grid line (the first panel of a KPI)
 
 
 @dataclass(frozen=True)
@@ -337,7 +340,7 @@ def _gauge_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
             description=description,
             targets=(Target(expr, legend),),
             unit=unit,
-            width=GRID_WIDTH - sum(p.width for p in panels),
+            width=GRID_WIDTH - sum(p.width for p in panels) - _target_width(kpi),
             steps=steps,
             minimum=limits[0],
             maximum=limits[1],
@@ -403,7 +406,7 @@ def _counter_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
                 + _describe_bounds(bounds, True),
                 targets=tuple(targets),
                 unit=unit,
-                width=GRID_WIDTH - used if not matchers and used < GRID_WIDTH else 12,
+                width=GRID_WIDTH - used - _target_width(kpi) if not matchers else 12,
                 steps=steps_for(bounds),
                 axis_label=f"{_unit_words(kpi) or 'events'}/s",
             )
@@ -476,12 +479,17 @@ def _histogram_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
                 + _describe_bounds(bounds, False),
                 targets=(by_label,),
                 unit=unit,
-                width=GRID_WIDTH,
+                width=GRID_WIDTH - _target_width(kpi),
                 steps=steps,
             )
         )
     panels.extend(_target_panel(kpi, quantile(0.95, bucket, ()), unit, (None, None)))
     return tuple(panels)
+
+
+def _target_width(item: Kpi | Ratio) -> int:
+    """Room kept beside the trend for the target panel."""
+    return TARGET_WIDTH if item.target is not None else 0
 
 
 def _target_panel(
@@ -506,7 +514,7 @@ def _target_panel(
             "target; the sparkline shows the trend.",
             targets=(Target(expr, "current"),),
             unit=unit,
-            width=6,
+            width=TARGET_WIDTH,
             steps=steps_for(bounds_for((), target, "value")),
             minimum=limits[0],
             maximum=limits[1],
@@ -553,7 +561,7 @@ def ratio_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
             f"{window})." + _describe_bounds(bounds, False),
             targets=(Target(recorded, legend),),
             unit="percentunit",
-            width=GRID_WIDTH - sum(p.width for p in panels),
+            width=GRID_WIDTH - sum(p.width for p in panels) - _target_width(ratio),
             steps=steps,
             minimum=0.0,
             maximum=1.0,
@@ -826,7 +834,8 @@ def _rows(spec: Spec, titled: Iterable[tuple[str, Sequence[str]]]) -> tuple[Row,
         slo_rows: list[Row] = []
         for name in names:
             main, slo = _item_panels(spec, name)
-            panels.extend(main)
+            panels.append(dataclasses.replace(main[0], new_line=True))
+            panels.extend(main[1:])
             if slo:
                 slo_rows.append(Row(f"SLO: {_title(name)}", slo))
         rows.append(Row(title, tuple(panels)))
@@ -932,6 +941,8 @@ def render_board(board: Board) -> JSON:
         )
         layout.newline()
         for panel in row.panels:
+            if panel.new_line:
+                layout.newline()
             panels.append(_render_panel(panel, layout))
     return {
         "annotations": {
