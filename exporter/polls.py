@@ -124,7 +124,7 @@ class KpiPoll:
 
     def _settled(self, now: float) -> Any:
         settled = now - (self.kpi.settle or 0.0)
-        if isinstance(self._cursor, dt.datetime):
+        if isinstance(self._cursor, dt.datetime | str):  # a str cursor is an ISO timestamp
             return dt.datetime.fromtimestamp(settled, tz=dt.UTC)
         return settled
 
@@ -328,7 +328,9 @@ class KpiPoll:
         status.last_error = failure.message
         status.last_reason = failure.reason or "internal"
         status.failures += 1
-        extra = min(self.kpi.period * (2 ** (status.failures - 1) - 1), MAX_BACKOFF)
+        # the exponent is bounded: 2**1024 would overflow a float after days of failures
+        doublings = min(status.failures - 1, 32)
+        extra = min(self.kpi.period * (2**doublings - 1), MAX_BACKOFF)
         status.retry_at = now + extra
         self.metrics.kpi_up.labels(self.kpi.name).set(0)
         event(
