@@ -18,7 +18,7 @@ class TemplateError(ValueError):
 
 
 def go_value(value: float) -> str:
-    """A float64 as Go's fmt %v prints it (shortest digits, exponent from 1e21 or below 1e-4)."""
+    """A float64 as Go's fmt %v prints it (shortest digits, exponent from 1e6 or below 1e-4)."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -31,7 +31,7 @@ def go_value(value: float) -> str:
     point = len(text) + exponent  # position of the decimal point
     exp = point - 1
     minus = "-" if sign else ""
-    if exp < -4 or exp >= 21:
+    if exp < -4 or exp >= 6:
         mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
         return f"{minus}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
     if point <= 0:

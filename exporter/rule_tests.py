@@ -222,7 +222,7 @@ def no_increase_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
     return [flat, growing]
 
 
-def anomaly_case(spec: Spec, kpi: Kpi, step: float) -> TestCase:
+def anomaly_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
     assert kpi.anomaly is not None
     anomaly = kpi.anomaly
     rule = anomaly_alert(spec, kpi)
@@ -246,7 +246,13 @@ def anomaly_case(spec: Spec, kpi: Kpi, step: float) -> TestCase:
     case.add_series(spec.metric_name(kpi), labels, values)
     case.expect(fire - step, rule, [])
     case.expect(fire, rule, [(_keep(labels, promql.source_labels(spec, kpi)), float(deviation))])
-    return case
+    cases = [case]
+    if anomaly.zscore >= 2:  # the newest point of a steady ramp sits sqrt(3) deviations out
+        steady = TestCase()
+        steady.add_series(spec.metric_name(kpi), labels, ramp(100, 1, _steps(fire, step)))
+        steady.expect(fire, rule, [])
+        cases.append(steady)
+    return cases
 
 
 def forecast_case(spec: Spec, kpi: Kpi, step: float) -> TestCase:
@@ -287,7 +293,7 @@ def kpi_tests(spec: Spec, kpi: Kpi) -> tuple[float, list[TestCase]]:
     if kpi.no_increase_for is not None:
         cases += no_increase_cases(spec, kpi, step)
     if kpi.anomaly is not None:
-        cases.append(anomaly_case(spec, kpi, step))
+        cases += anomaly_cases(spec, kpi, step)
     if kpi.forecast is not None:
         cases.append(forecast_case(spec, kpi, step))
     return step, cases
