@@ -233,6 +233,49 @@ def check(configs: tuple[Path, ...], connect: bool) -> None:
     click.echo(f"ok: {len(spec.kpis)} KPIs ran and returned the columns the spec names")
 
 
+@main.command()
+@config_option
+@click.option("--prometheus", "url", required=True, help="Prometheus base URL (http://host:9090).")
+@click.option(
+    "--range", "range_text", default="24h", show_default=True, help="Compare with now-RANGE."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--timeout", "timeout_text", default="10s", show_default=True, help="Per query.")
+@click.option("--ca-file", type=click.Path(exists=True), help="CA bundle for an https Prometheus.")
+def report(
+    configs: tuple[Path, ...],
+    url: str,
+    range_text: str,
+    fmt: str,
+    timeout_text: str,
+    ca_file: str | None,
+) -> None:
+    """Each KPI's value now and one range ago, its trend and target status, from Prometheus."""
+    import time
+
+    from exporter.fields import parse_duration
+    from exporter.report import PrometheusApi, PrometheusError, build_report, render
+
+    spec = load_or_exit(configs).spec
+    try:
+        range_seconds, timeout = parse_duration(range_text), parse_duration(timeout_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    api = PrometheusApi(url, timeout, ca_file or True)
+    try:
+        result = build_report(spec, api, range_seconds, time.time())
+    except PrometheusError as exc:
+        click.echo(f"report: {exc}", err=True)
+        sys.exit(1)
+    click.echo(render(result, fmt), nl=False)
+
+
 @main.group()
 def state() -> None:
     """Inspect or reset cursor state (the exporter must not be running for reset)."""
