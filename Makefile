@@ -15,12 +15,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/kpi-exporter run -c config/demo.yaml --simulate
 
-# promtool and amtool come from Debian's packages; installed when missing and we are root.
+# promtool, amtool and chromium come from Debian's packages; installed when missing and we are root.
 system-deps:
 	@command -v promtool >/dev/null && command -v amtool >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null; } || \
 	  echo "promtool/amtool unavailable: their tests will skip (fail under CI=true)"
+	@command -v chromium >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	  echo "chromium unavailable: the status page browser test will skip (fail under CI=true)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check exporter tests bench
