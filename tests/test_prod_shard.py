@@ -33,11 +33,7 @@ def _sha_owner(name: str, count: int) -> int:
 def _kpi_series(body: str) -> set[str]:
     """KPI series plus the per-KPI self-metric lines that must also split exactly."""
     lines = sample_lines(body, "shard_kpi_")
-    lines |= {
-        line
-        for line in sample_lines(body, "kpi_exporter_kpi_up")
-        | sample_lines(body, "kpi_exporter_series{")
-    }
+    lines |= sample_lines(body, "kpi_exporter_kpi_up") | sample_lines(body, "kpi_exporter_series{")
     return lines
 
 
