@@ -18,7 +18,7 @@ from exporter.spec import Loc, Spec, reference_errors
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000  # after alias expansion: refuses YAML bombs before pydantic walks them
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_LIST_KEYS = ("kpis", "ratios", "alerts", "dashboards")
+_LIST_KEYS = ("kpis", "ratios", "alerts", "records", "dashboards")
 _MAP_KEYS = ("exporter", "databases")
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
@@ -123,6 +123,19 @@ def load_spec(paths: Iterable[str | Path], env: Mapping[str, str] | None = None)
 
 
 def _parse(
+    path: str, text: str, env: Mapping[str, str], problems: list[Problem]
+) -> _Document | None:
+    try:
+        return _parse_document(path, text, env, problems)
+    except RecursionError:  # the YAML parser and our walk recurse once per nesting level
+        problems.append(Problem(path, None, "", "the document nests too deeply"))
+        return None
+    except ValueError as exc:  # a scalar PyYAML cannot build, e.g. an int of 5000 digits
+        problems.append(Problem(path, None, "", f"invalid value: {exc}"))
+        return None
+
+
+def _parse_document(
     path: str, text: str, env: Mapping[str, str], problems: list[Problem]
 ) -> _Document | None:
     try:

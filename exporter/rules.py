@@ -13,6 +13,7 @@ from exporter.spec import Kpi, Ratio, Severity, Slo, Spec, Threshold
 MAX_GROUP_RULES = 20
 HEALTH_GROUP = "kpi-exporter-health"
 CUSTOM_GROUP = "kpi-exporter-custom-alerts"
+CUSTOM_RECORDS_GROUP = "kpi-exporter-custom.rules"
 
 
 @dataclass(frozen=True)
@@ -559,6 +560,10 @@ def free_alerts(spec: Spec) -> list[AlertRule]:
     ]
 
 
+def free_records(spec: Spec) -> list[RecordRule]:
+    return [RecordRule(r.record, r.expr.strip()) for r in spec.records]
+
+
 def _groups(name: str, rules: Sequence[Rule]) -> list[RuleGroup]:
     """One group, or numbered groups of at most MAX_GROUP_RULES rules."""
     if not rules:
@@ -590,4 +595,5 @@ def build_rules(spec: Spec) -> RuleSet:
         records += _groups(ratio_group_name(ratio, True), ratio_records(spec, ratio))
         alerts += _groups(ratio_group_name(ratio, False), ratio_alerts(spec, ratio))
     alerts += _groups(CUSTOM_GROUP, free_alerts(spec))
+    records += _groups(CUSTOM_RECORDS_GROUP, free_records(spec))
     return RuleSet(tuple(alerts), tuple(records))

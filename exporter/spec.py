@@ -310,6 +310,15 @@ class FreeAlert(Strict):
         return 0.0 if value in (0, "0", "0s") else value
 
 
+class FreeRecord(Strict):
+    """A free-form recording rule: a derived KPI that a ratio cannot express."""
+
+    record: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]*[a-zA-Z0-9_]$")
+    expr: str = Field(min_length=1)
+    help: str = ""
+    labels: dict[LabelName, str] = Field(default_factory=dict)
+
+
 class DashboardRow(Strict):
     title: str = Field(min_length=1)
     kpis: list[str] = Field(min_length=1)
@@ -328,6 +337,7 @@ class Spec(Strict):
     kpis: list[Kpi] = Field(default_factory=list)
     ratios: list[Ratio] = Field(default_factory=list)
     alerts: list[FreeAlert] = Field(default_factory=list)
+    records: list[FreeRecord] = Field(default_factory=list)
     dashboards: list[Dashboard] = Field(default_factory=list)
 
     def metric_name(self, kpi: Kpi) -> str:
@@ -380,6 +390,11 @@ def reference_errors(spec: Spec) -> list[tuple[Loc, str]]:
         if alert.name in alert_names:
             problems.append((("alerts", index, "name"), f"duplicate alert {alert.name!r}"))
         alert_names.add(alert.name)
+    record_names: set[str] = set()
+    for index, record in enumerate(spec.records):
+        if record.record in record_names:
+            problems.append((("records", index, "record"), f"duplicate record {record.record!r}"))
+        record_names.add(record.record)
     panels = seen | ratio_names
     for d, dashboard in enumerate(spec.dashboards):
         for r, row in enumerate(dashboard.rows):
