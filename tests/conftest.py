@@ -118,7 +118,8 @@ class RunningExporter:
         return response.text
 
     def output(self) -> str:
-        self._log_handle.flush()
+        if not self._log_handle.closed:
+            self._log_handle.flush()
         return self.log.read_text(errors="replace")
 
     def stop(self, sig: int | None = None) -> int:
