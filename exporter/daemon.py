@@ -46,6 +46,7 @@ class Daemon:
         self.store: StateStore | None = None
         self._reload_lock = threading.Lock()
         self.last_reload_error: str | None = None
+        self._generated: tuple[LoadedSpec, dict[str, str]] | None = None
         self._apply(loaded.spec)
         self.metrics.loaded(loaded.digest)
 
@@ -165,6 +166,25 @@ class Daemon:
         ready = all(info["state"] != "pending" for info in kpis.values())
         return ready, {"ready": ready, "kpis": kpis}
 
+    def generated_files(self) -> dict[str, str]:
+        """The rules and dashboards the running spec generates, by path (built once per spec)."""
+        loaded = self.loaded
+        if self._generated is None or self._generated[0] is not loaded:
+            from exporter import dashboards, rule_files
+
+            files = {
+                f"rules/{name}": text
+                for name, text in rule_files.render_files(loaded.spec).items()
+                if not name.startswith("tests/")
+            }
+            files.update(
+                (f"dashboards/{name}", text)
+                for name, text in dashboards.render(loaded.spec).items()
+                if name.endswith(".json")
+            )
+            self._generated = (loaded, files)
+        return self._generated[1]
+
     def status_page(self) -> bytes:
         rows = [
             statuspage.KpiRow(
@@ -182,6 +202,7 @@ class Daemon:
             for name, poll in sorted(self.polls.items())
         ]
         links = [("metrics", "/metrics"), ("ready", "/ready"), ("health", "/health")]
+        links += [(name, f"/generated/{name}") for name in sorted(self.generated_files())]
         return statuspage.render(rows, links)
 
     def metrics_body(self, openmetrics: bool, gzip: bool) -> bytes:

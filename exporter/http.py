@@ -37,6 +37,8 @@ class Endpoints(Protocol):
 
     def reload(self) -> tuple[bool, list[str]]: ...
 
+    def generated_files(self) -> dict[str, str]: ...
+
 
 def wants_openmetrics(accept: str) -> bool:
     """True when the Accept header prefers OpenMetrics (as Prometheus' default header does)."""
@@ -139,6 +141,13 @@ def _handler(
                 self._send(200, app.status_page(), "text/html; charset=utf-8")
             elif path == "/-/reload":
                 self._text(405, "use POST\n", Allow="POST")
+            elif path.startswith("/generated/"):
+                text = app.generated_files().get(path.removeprefix("/generated/"))
+                if text is None:
+                    self._text(404, "not found\n")
+                else:
+                    kind = "application/json" if path.endswith(".json") else "application/yaml"
+                    self._send(200, text.encode(), f"{kind}; charset=utf-8")
             else:
                 self._text(404, "not found\n")
 

@@ -206,6 +206,17 @@ class TestSqliteEndToEnd:
         assert page.headers["Content-Type"].startswith("text/html")
         assert "orders_by_status" in page.text and "FAILING" in page.text
         assert "no such table: nowhere" in page.text or "no such column: nope" in page.text
+        # the rules and dashboards this spec generates, linked from the page and served
+        from exporter import rule_files
+
+        expected = rule_files.render_files(load_spec([spec]).spec)["prometheus_alerts.yaml"]
+        assert 'href="/generated/rules/prometheus_alerts.yaml"' in page.text
+        served = requests.get(url + "/generated/rules/prometheus_alerts.yaml", timeout=5)
+        assert served.status_code == 200 and served.text == expected
+        assert 'href="/generated/dashboards/kpi-exporter-health.json"' in page.text
+        board = requests.get(url + "/generated/dashboards/kpi-exporter-health.json", timeout=5)
+        assert board.json()["title"]
+        assert requests.get(url + "/generated/../../etc/passwd", timeout=5).status_code == 404
         # Prometheus' own Accept and Accept-Encoding: OpenMetrics, gzip, one valid member
         raw = requests.get(
             url + "/metrics",
