@@ -27,8 +27,8 @@ system-deps:
 	  echo "chromium unavailable: the status page browser test will skip (fail under CI=true)"
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests bench
-	$(BIN)/ruff format --check exporter tests bench
+	$(BIN)/ruff check exporter tests $(wildcard bench)
+	$(BIN)/ruff format --check exporter tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy exporter
