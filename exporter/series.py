@@ -85,10 +85,13 @@ def label_text(value: Any) -> str:
 def number(value: Any, column: str) -> float:
     """A sample value from a result cell; anything but a number is a result error."""
     kind = type(value)
-    if kind is float or kind is int:
-        return float(value)
-    if kind is Decimal or kind is bool:
-        return float(value)
+    if kind is float or kind is int or kind is Decimal or kind is bool:
+        try:
+            return float(value)
+        except (OverflowError, ValueError):  # an int beyond 1e308, a signaling NaN Decimal
+            raise ResultError(
+                f"value column {column!r} holds {str(value)[:40]!r}, beyond a float", column
+            ) from None
     raise ResultError(
         f"value column {column!r} holds {kind.__name__} {str(value)[:40]!r}, not a number", column
     )
@@ -133,7 +136,10 @@ def _fast_samples(shape: Shape, rows: Sequence[tuple[Any, ...]], counter: bool) 
     raw_values = list(map(itemgetter(shape.value_index), rows))
     if not set(map(type, raw_values)) <= _NUMBER_TYPES:
         return None  # NULLs and non-numbers: the general path skips or reports them
-    values = list(map(float, raw_values))
+    try:
+        values = list(map(float, raw_values))
+    except (OverflowError, ValueError):
+        return None  # beyond a float: the general path reports it
     total = sum(values)
     if total != total or total in (math.inf, -math.inf) or (counter and min(values) < 0):
         return None  # NaN, infinities and negative counters have their own rules
