@@ -231,6 +231,13 @@ class TestExactlyOnce:
         samples = wait_for(exporter, caught_up(total))
         samples = wait_for(exporter, lambda s: processed(s, "event_amount_total") == total)
         assert_truth(samples, backend.truth())
+        full = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(exporter.metrics())
+            for s in f.samples
+        }
+        lag = full[("kpi_exporter_cursor_lag_seconds", (("kpi", "event_seconds"),))]
+        assert 2 <= lag < 600  # the timestamp cursor trails now by at least `settle`
 
     def test_restart_and_sigkill_during_catch_up(
         self, backend: Backend, tmp_path: Path, run_exporter: Any

@@ -251,6 +251,32 @@ class TestSqliteEndToEnd:
         )
         assert bad.returncode == 1
 
+    def test_dsn_file_and_params(self, shop: tuple[Path, Path], tmp_path: Path) -> None:
+        db, _ = shop
+        secret = tmp_path / "dsn"
+        secret.write_text(f"sqlite:///{db}\n")
+        spec = tmp_path / "params.yaml"
+        spec.write_text(
+            f"databases:\n  app: {{dsn_file: {secret}}}\n"
+            "kpis:\n  - name: big_orders\n    type: gauge\n    database: app\n"
+            "    interval: 1m\n    params: {floor: 250, state: paid}\n"
+            "    query: SELECT count(*) AS value FROM orders WHERE amount > :floor"
+            " AND status = :state\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "exporter.cli", "once", "-c", str(spec)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        (expected,) = (
+            sqlite3.connect(db)
+            .execute("SELECT count(*) FROM orders WHERE amount > 250 AND status = 'paid'")
+            .fetchone()
+        )
+        assert parse(result.stdout)[("big_orders", ())] == expected
+
     def test_check_connect_reports_missing_columns(self, shop: tuple[Path, Path]) -> None:
         _, spec = shop
         result = subprocess.run(

@@ -112,6 +112,19 @@ class TestStateCommands:
         )
         assert json.loads(cli("state", "show", "-c", str(spec)).stdout) == []
 
+    def test_removed_kpi_loses_its_state_on_next_start(self, spec: Path) -> None:
+        text = spec.read_text()
+        second = text.replace("name: events_total", "name: more_events_total")
+        spec.write_text(text + second[second.index("  - name: more_events_total") :])
+        assert cli("once", "-c", str(spec)).returncode == 0
+        shown = json.loads(cli("state", "show", "-c", str(spec)).stdout)
+        assert [row["kpi"] for row in shown] == ["events_total", "more_events_total"]
+        spec.write_text(text)
+        assert cli("once", "-c", str(spec)).returncode == 0
+        assert [row["kpi"] for row in json.loads(cli("state", "show", "-c", str(spec)).stdout)] == [
+            "events_total"
+        ]
+
     def test_corrupt_state_exits_2_and_is_left_alone(self, spec: Path, tmp_path: Path) -> None:
         state = tmp_path / "state"
         state.mkdir()
