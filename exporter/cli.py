@@ -281,16 +281,21 @@ def state() -> None:
     """Inspect or reset cursor state (the exporter must not be running for reset)."""
 
 
+def _store_or_exit(configs: Sequence[Path]) -> StateStore:
+    """The spec's state file, or a clear message and exit 2."""
+    loaded = load_or_exit(configs)
+    try:
+        return StateStore(loaded.spec.exporter.state_dir)
+    except StateError as exc:
+        click.echo(f"state: {exc}", err=True)
+        sys.exit(EXIT_SPEC)
+
+
 @state.command("show")
 @config_option
 def state_show(configs: tuple[Path, ...]) -> None:
     """Print each cursor KPI's stored cursor, rows processed and series count as JSON."""
-    loaded = load_or_exit(configs)
-    try:
-        store = StateStore(loaded.spec.exporter.state_dir)
-    except StateError as exc:
-        click.echo(f"state: {exc}", err=True)
-        sys.exit(EXIT_SPEC)
+    store = _store_or_exit(configs)
     click.echo(json.dumps(store.summary(), indent=2, default=str))
     store.close()
 
@@ -300,12 +305,7 @@ def state_show(configs: tuple[Path, ...]) -> None:
 @click.argument("kpi")
 def state_reset(configs: tuple[Path, ...], kpi: str) -> None:
     """Forget one KPI's cursor and totals; it starts again per its `start:` setting."""
-    loaded = load_or_exit(configs)
-    try:
-        store = StateStore(loaded.spec.exporter.state_dir)
-    except StateError as exc:
-        click.echo(f"state: {exc}", err=True)
-        sys.exit(EXIT_SPEC)
+    store = _store_or_exit(configs)
     found = store.reset(kpi)
     store.close()
     click.echo(f"reset {kpi}" if found else f"no state for {kpi}")
