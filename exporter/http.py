@@ -158,7 +158,14 @@ def _handler(
             if not self._allowed():
                 return
             path = self.path.split("?", 1)[0]
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:  # read(-1) would wait for the client to close
+                self.close_connection = True
+                self._text(400, "invalid Content-Length\n")
+                return
             if length > MAX_BODY:
                 self._text(413, "request body too large\n")
                 return
