@@ -79,6 +79,9 @@ def _handler(
         sys_version = ""
         protocol_version = "HTTP/1.1"
         timeout = REQUEST_TIMEOUT
+        # Headers and body go out in two writes: with Nagle's algorithm a body shorter than
+        # one segment waits for the client's delayed ACK of the headers (40 ms on Linux).
+        disable_nagle_algorithm = True
         web: WebConfig | None = None
 
         def log_message(self, format: str, *args: Any) -> None:
