@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from exporter.exposition import family_header, format_value
@@ -14,6 +18,7 @@ from exporter.snapshot import Snapshot
 from exporter.spec import Kpi
 
 LabelKey = tuple[str, ...]
+_NUMBERS = frozenset((float, int, Decimal, bool))
 
 
 @dataclass(slots=True)
@@ -41,6 +46,80 @@ class Totals:
         self, shape: Shape, rows: Iterable[Sequence[Any]], now: float
     ) -> dict[LabelKey, SeriesTotal]:
         """The series that `rows` change, as new copies; `self.series` is left untouched."""
+        if not isinstance(rows, Sequence):
+            rows = list(rows)
+        staged = self._stage_columns(shape, rows, now)
+        if staged is None:
+            staged = self._stage_rows(shape, rows, now)
+        if len(self.series.keys() | staged.keys()) > self.kpi.max_series:
+            raise ResultError(f"more than max_series={self.kpi.max_series} series; not applied")
+        return staged
+
+    def _entry(self, key: LabelKey, now: float) -> SeriesTotal:
+        current = self.series.get(key)
+        if current is not None:
+            return current.copy()
+        histogram = self.kpi.type == "histogram"
+        return SeriesTotal(created=now, buckets=[0] * (len(self.bounds) + 1) if histogram else [])
+
+    def _stage_columns(
+        self, shape: Shape, rows: Sequence[Sequence[Any]], now: float
+    ) -> dict[LabelKey, SeriesTotal] | None:
+        """The common batch (string labels, finite numbers) a column at a time, with the same
+        result as `_stage_rows` down to the order of float additions; None when it does not
+        apply, so `_stage_rows` handles (or reports) the batch."""
+        if not rows:
+            return {}
+        histogram = self.kpi.type == "histogram"
+        columns = []
+        for index in shape.label_index:
+            column = list(map(itemgetter(index), rows))
+            if set(map(type, column)) != {str}:
+                return None  # NULLs, numbers and bytes have their own label rendering
+            columns.append(column)
+        values: list[float] | None = None
+        if shape.value_index is not None:
+            raw = list(map(itemgetter(shape.value_index), rows))
+            if not set(map(type, raw)) <= _NUMBERS:
+                return None  # NULL values are skipped and non-numbers refused, row by row
+            values = list(map(float, raw))
+            total = sum(values)
+            if total != total or total in (math.inf, -math.inf):
+                return None
+            if not histogram and min(values) < 0:
+                return None
+        # One label: count the strings themselves (their hashes are cached, tuples' are not).
+        single = len(columns) == 1
+        keys: list[Any]
+        if single:
+            keys = columns[0]
+        else:
+            keys = list(zip(*columns, strict=True)) if columns else [()] * len(rows)
+        counts = Counter(keys)
+        entries = {key: self._entry((key,) if single else key, now) for key in counts}
+        if values is None:
+            for key, count in counts.items():
+                entries[key].value += float(count)  # each row counts 1: exact below 2**53
+        else:
+            sums = {key: entry.value for key, entry in entries.items()}
+            for key, amount in zip(keys, values, strict=True):
+                sums[key] += amount  # row order per series, as `_stage_rows` adds them
+            for key, entry in entries.items():
+                entry.value = sums[key]
+            if histogram:
+                for key, count in counts.items():
+                    entries[key].count += count
+                slots = map(partial(bisect.bisect_left, self.bounds), values)
+                for (key, slot), count in Counter(zip(keys, slots, strict=True)).items():
+                    entries[key].buckets[slot] += count
+        if single:
+            return {(key,): entry for key, entry in entries.items()}
+        return entries
+
+    def _stage_rows(
+        self, shape: Shape, rows: Iterable[Sequence[Any]], now: float
+    ) -> dict[LabelKey, SeriesTotal]:
+        """The general path, one row at a time."""
         staged: dict[LabelKey, SeriesTotal] = {}
         value_index = shape.value_index
         value_column = self.kpi.value_column or ""
@@ -73,8 +152,6 @@ class Totals:
             if histogram:
                 entry.count += 1
                 entry.buckets[bisect.bisect_left(self.bounds, amount)] += 1
-        if len(self.series.keys() | staged.keys()) > self.kpi.max_series:
-            raise ResultError(f"more than max_series={self.kpi.max_series} series; not applied")
         return staged
 
     def merge(self, staged: Mapping[LabelKey, SeriesTotal]) -> None:
