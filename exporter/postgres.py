@@ -24,6 +24,8 @@ _pyformat = lru_cache(maxsize=4096)(to_pyformat)
 # The pool logs its own connection retries; our poll logs carry the context instead.
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
+_BEGIN = "SELECT set_config('statement_timeout', %s, true)"
+_BEGIN_READ_ONLY = _BEGIN + ", set_config('transaction_read_only', 'on', true)"
 _CANCEL_GRACE = 1.0  # after the server-side timeout, cancel from the client too
 
 
@@ -35,6 +37,7 @@ class PostgresSource:
     def __init__(self, name: str, dsn: str, database: Database, pool_timeout: float) -> None:
         self.name = name
         self.pool_timeout = pool_timeout
+        self.read_only = database.read_only
         self._secrets = dsn_secrets(dsn)
         self._connect_error: str | None = None
         self._running: set[psycopg.Connection[Any]] = set()  # connections inside a query
@@ -113,15 +116,17 @@ class PostgresSource:
         guard = threading.Timer(timeout + _CANCEL_GRACE, conn.cancel_safe)
         guard.daemon = True
         with conn.transaction():
-            conn.execute(
-                "SELECT set_config('statement_timeout', %s, true)", [str(int(timeout * 1000))]
-            )
+            # Read-only per transaction too: a query that switched its session's default to
+            # read-write (set_config(..., false)) cannot open the next poll's writes.
+            conn.execute(_BEGIN_READ_ONLY if self.read_only else _BEGIN, [str(int(timeout * 1000))])
             guard.start()
             started = time.monotonic()
             with self._running_lock:
                 self._running.add(conn)
             try:
-                cursor = conn.execute(_pyformat(sql), dict(params))
+                # binary results force the extended protocol: one statement per query, so
+                # "COMMIT; INSERT …" cannot step out of the read-only transaction
+                cursor = conn.execute(_pyformat(sql), dict(params), binary=True)
                 columns = tuple(d.name for d in cursor.description or ())
                 rows = cursor.fetchall()
             finally:
