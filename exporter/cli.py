@@ -69,10 +69,11 @@ def _listen(listen: str | None, port: int | None, spec: Spec) -> tuple[str, int]
     if text:
         host, _, port_text = text.rpartition(":")
         try:
-            return host.strip("[]") or "0.0.0.0", int(port_text)
+            # all interfaces by default: Prometheus scrapes from another host; --listen narrows
+            return host.strip("[]") or "0.0.0.0", int(port_text)  # nosec B104
         except ValueError:
             raise click.BadParameter(f"--listen {text!r} is not HOST:PORT") from None
-    return "0.0.0.0", port if port is not None else spec.exporter.port
+    return "0.0.0.0", port if port is not None else spec.exporter.port  # nosec B104
 
 
 def _daemon_or_exit(
