@@ -184,7 +184,10 @@ def run(
     log.event(logging.INFO, "listening", address=f"{host}:{bind_port}", tls=server.tls)
     notifier.ready(status())
     notifier.start_watchdog(lambda: server.alive() and daemon.schedule.scheduler.running)
-    stop.wait()
+    # A timed wait: a signal delivered to another thread only runs its Python handler once
+    # the main thread wakes, and an untimed wait may never wake.
+    while not stop.wait(timeout=0.5):
+        pass
     log.event(logging.INFO, "stopping", grace=grace)
     notifier.stopping()
     server.stop()

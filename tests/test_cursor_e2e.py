@@ -243,7 +243,8 @@ class TestExactlyOnce:
         self, backend: Backend, tmp_path: Path, run_exporter: Any
     ) -> None:
         spec = tmp_path / "spec.yaml"
-        spec.write_text(spec_text(backend.dsn, tmp_path / "state", 100, backend.at.lower()))
+        # batches of 20 and at most 1000 batches a poll: the catch-up spans several polls
+        spec.write_text(spec_text(backend.dsn, tmp_path / "state", 20, backend.at.lower()))
         rng = random.Random(9)
         backend.insert(random_rows(rng, 300), age=5)
         first = run_exporter(["-c", str(spec)])

@@ -205,7 +205,11 @@ def test_200_reloads_leak_nothing_and_keep_counters_monotonic(
         20,
         "the cursor counter to count every order",
     )
-    assert _value(exporter.metrics(), 'orders_total{service="reload"}') == expected
+    wait_until(
+        lambda: _value(exporter.metrics(), 'orders_total{service="reload"}') == expected,
+        20,
+        "the database-kept counter to show every order",
+    )
 
     time.sleep(3)
     threads = _quiet_threads(pid)
