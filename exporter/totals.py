@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import partial
-from operator import itemgetter
+from functools import reduce
+from operator import add, itemgetter
 from typing import Any
 
 from exporter.exposition import family_header, format_value
@@ -88,30 +88,38 @@ class Totals:
                 return None
             if not histogram and min(values) < 0:
                 return None
-        # One label: count the strings themselves (their hashes are cached, tuples' are not).
+        # One label: the strings themselves are the keys (their hashes are cached, tuples' not).
         single = len(columns) == 1
         keys: list[Any]
         if single:
             keys = columns[0]
         else:
             keys = list(zip(*columns, strict=True)) if columns else [()] * len(rows)
-        counts = Counter(keys)
-        entries = {key: self._entry((key,) if single else key, now) for key in counts}
+        entries: dict[Any, SeriesTotal] = {}
         if values is None:
-            for key, count in counts.items():
-                entries[key].value += float(count)  # each row counts 1: exact below 2**53
+            for key, count in Counter(keys).items():
+                entry = entries[key] = self._entry((key,) if single else key, now)
+                entry.value += float(count)  # each row counts 1: exact below 2**53
         else:
-            sums = {key: entry.value for key, entry in entries.items()}
+            groups: dict[Any, list[float]] = {}
             for key, amount in zip(keys, values, strict=True):
-                sums[key] += amount  # row order per series, as `_stage_rows` adds them
-            for key, entry in entries.items():
-                entry.value = sums[key]
-            if histogram:
-                for key, count in counts.items():
-                    entries[key].count += count
-                slots = map(partial(bisect.bisect_left, self.bounds), values)
-                for (key, slot), count in Counter(zip(keys, slots, strict=True)).items():
-                    entries[key].buckets[slot] += count
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [amount]
+                else:
+                    group.append(amount)
+            for key, group in groups.items():
+                entry = entries[key] = self._entry((key,) if single else key, now)
+                entry.value = reduce(add, group, entry.value)  # in row order, as rows add up
+                if histogram:
+                    entry.count += len(group)
+                    ordered = sorted(group)
+                    below = 0
+                    for slot, bound in enumerate(self.bounds):
+                        upto = bisect.bisect_right(ordered, bound)  # values <= bound
+                        entry.buckets[slot] += upto - below
+                        below = upto
+                    entry.buckets[-1] += len(ordered) - below
         if single:
             return {(key,): entry for key, entry in entries.items()}
         return entries
