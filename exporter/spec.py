@@ -395,7 +395,7 @@ def reference_errors(spec: Spec) -> list[tuple[Loc, str]]:
         if record.record in record_names:
             problems.append((("records", index, "record"), f"duplicate record {record.record!r}"))
         record_names.add(record.record)
-    panels = seen | ratio_names
+    panels = seen | ratio_names | record_names
     for d, dashboard in enumerate(spec.dashboards):
         for r, row in enumerate(dashboard.rows):
             for k, name in enumerate(row.kpis):
@@ -403,7 +403,7 @@ def reference_errors(spec: Spec) -> list[tuple[Loc, str]]:
                     problems.append(
                         (
                             ("dashboards", d, "rows", r, "kpis", k),
-                            f"{name!r} is neither a KPI nor a ratio of this spec",
+                            f"{name!r} is not a KPI, ratio or record of this spec",
                         )
                     )
     from exporter.rule_checks import rule_errors  # imports this module: load it late

@@ -729,7 +729,7 @@ class TestCli:
             main, ["generate", "dashboards", "-c", str(bad), "-o", str(tmp_path / "o")]
         )
         assert result.exit_code == 2
-        assert "'nope' is neither a KPI nor a ratio" in result.output
+        assert "'nope' is not a KPI, ratio or record" in result.output
         assert not (tmp_path / "o").exists()
 
 
