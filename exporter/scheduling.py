@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import zlib
 from collections.abc import Callable
 
@@ -18,11 +19,28 @@ START_SPREAD = 2.0  # first polls are spread over up to this many seconds
 MAX_JITTER = 5.0
 
 
-def trigger_for(kpi: Kpi) -> BaseTrigger:
+class SteadyInterval(IntervalTrigger):
+    """An interval whose jitter does not accumulate: run k is at start + k·interval plus up to
+    `jitter` seconds. (APScheduler adds the jitter to the previous, already jittered, run, so a
+    1 s interval with 0.1 s jitter ran every 1.05 s on average: 5% of the polls were lost.)"""
+
+    def get_next_fire_time(
+        self, previous_fire_time: dt.datetime | None, now: dt.datetime
+    ) -> dt.datetime | None:
+        if previous_fire_time is not None:
+            elapsed = (previous_fire_time - self.start_date).total_seconds()
+            slot = math.floor(elapsed / self.interval_length)
+            previous_fire_time = self.start_date + dt.timedelta(seconds=slot * self.interval_length)
+        return super().get_next_fire_time(previous_fire_time, now)
+
+
+def trigger_for(kpi: Kpi, start: dt.datetime | None = None) -> BaseTrigger:
     """The KPI's interval or cron trigger, with jitter so equal schedules do not align."""
     if kpi.interval is not None:
         jitter = min(kpi.interval * 0.1, MAX_JITTER)
-        return IntervalTrigger(seconds=kpi.interval, jitter=jitter or None, timezone=dt.UTC)
+        return SteadyInterval(
+            seconds=kpi.interval, jitter=jitter or None, start_date=start, timezone=dt.UTC
+        )
     assert kpi.schedule is not None
     return CronTrigger.from_crontab(kpi.schedule, timezone=dt.UTC)
 
@@ -52,16 +70,17 @@ class Schedule:
         return alias
 
     def add(self, kpi: Kpi, run: Callable[[], object], executor: str) -> None:
+        first = first_run(kpi, dt.datetime.now(dt.UTC))
         self.scheduler.add_job(
             run,
-            trigger_for(kpi),
+            trigger_for(kpi, first),  # later runs keep the first run's offset
             id=kpi.name,
             name=kpi.name,
             executor=executor,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(1, int(kpi.period)),
-            next_run_time=first_run(kpi, dt.datetime.now(dt.UTC)),
+            next_run_time=first,
             replace_existing=True,
         )
 
