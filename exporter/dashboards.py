@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.fields import format_duration
-from exporter.promql import quote
+from exporter.promql import quote, source_labels
 from exporter.rules import (
     BURN_WINDOWS,
     budget_record,
@@ -21,7 +21,7 @@ from exporter.rules import (
     error_ratio_record,
     ratio_labels,
 )
-from exporter.spec import Dashboard, Kpi, PanelKind, Ratio, Spec, Threshold
+from exporter.spec import Dashboard, FreeRecord, Kpi, PanelKind, Ratio, Spec, Threshold
 from exporter.spec import Target as Goal
 
 SCHEMA_VERSION = 41  # Grafana 11.6's dashboard schema; the SDK test pins the same build
@@ -122,13 +122,18 @@ class Board:
 # ---------------------------------------------------------------------------- PromQL text
 
 
-def selector(metric: str, matchers: Iterable[tuple[str, str]] = (), instance: bool = True) -> str:
+def selector(
+    metric: str,
+    matchers: Iterable[tuple[str, str]] = (),
+    instance: bool = True,
+    job: bool = True,
+) -> str:
     """A vector selector with the dashboard's $job/$instance matchers and exact-match extras."""
-    parts = ['job=~"$job"']
+    parts = ['job=~"$job"'] if job else []
     if instance:
         parts.append('instance=~"$instance"')
     parts.extend(f"{name}={quote(value)}" for name, value in sorted(matchers))
-    return f"{metric}{{{', '.join(parts)}}}"
+    return f"{metric}{{{', '.join(parts)}}}" if parts else metric
 
 
 def _by(labels: Sequence[str]) -> str:
@@ -643,6 +648,209 @@ def slo_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
     )
 
 
+# ---------------------------------------------------------------------------- free-form records
+
+# PromQL text the label reading skips: string literals (quoted or raw) and comments
+_LITERALS = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`]*`|#[^\n]*')
+_GROUPING = re.compile(r"\b(by|without)\s*\(([^()]*)\)")
+_AGGREGATION = re.compile(
+    r"(?<![\w:])(sum|avg|min|max|count|group|stddev|stdvar|quantile)(?![\w:])"
+)
+_IDENTIFIER = re.compile(r"(?<![\w.:])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?")
+# whose result labels a plain reading of by/without cannot tell: give up on these
+_OPAQUE = frozenset(
+    [
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "label_replace",
+        "label_join",
+        "topk",
+        "bottomk",
+        "limitk",
+        "limit_ratio",
+        "count_values",
+        "absent",
+        "absent_over_time",
+        "scalar",
+        "vector",
+        "info",
+        "sort_by_label",
+    ]
+)
+_NOT_METRICS = frozenset(["and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"])
+
+
+def _bare(expr: str) -> str:
+    """PromQL with literals, comments, matcher contents and ranges blanked out."""
+    text = _LITERALS.sub(lambda m: " " if m.group().startswith("#") else '""', expr)
+    text = re.sub(r"\{[^{}]*\}", "{}", text)
+    return re.sub(r"\[[^\]]*\]", " ", text)
+
+
+def _closing(text: str, opening: int) -> int | None:
+    """Index of the parenthesis closing the one at `opening`."""
+    depth = 0
+    for index in range(opening, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[index], 0)
+        if depth == 0:
+            return index
+    return None
+
+
+def _groupings(text: str) -> list[tuple[int, str, tuple[str, ...]]] | None:
+    """Each aggregation's nesting depth, by/without, and label list (`sum(x)` is by ())."""
+    found = []
+    for match in _AGGREGATION.finditer(text):
+        rest = text[match.end() :]
+        prefix = _GROUPING.match(rest.lstrip())
+        if prefix is None:
+            opening = match.end() + len(rest) - len(rest.lstrip())
+            if not text.startswith("(", opening):
+                return None
+            close = _closing(text, opening)
+            if close is None:
+                return None
+            after = text[close + 1 :]
+            prefix = _GROUPING.match(after.lstrip())
+        kind, names = (prefix.group(1), prefix.group(2)) if prefix else ("by", "")
+        labels = tuple(dict.fromkeys(n.strip() for n in names.split(",") if n.strip()))
+        depth = text.count("(", 0, match.start()) - text.count(")", 0, match.start())
+        found.append((depth, kind, labels))
+    return found
+
+
+def _read_labels(spec: Spec, metric: str, seen: frozenset[str]) -> tuple[str, ...] | None:
+    """Labels of a series a record reads: a KPI's, a ratio's or another record's, or `up`."""
+    if metric == "up":
+        return ("job", "instance")
+    for kpi in spec.kpis:
+        name = spec.metric_name(kpi)
+        labels = tuple(source_labels(spec, kpi))
+        if kpi.type != "histogram" and metric == name:
+            return labels
+        if kpi.type == "histogram" and metric == f"{name}_bucket":
+            return (*labels, "le")
+        if kpi.type == "histogram" and metric in (f"{name}_sum", f"{name}_count"):
+            return labels
+    for ratio in spec.ratios:
+        if metric == ratio.record_name:
+            return tuple(ratio_labels(spec, ratio))
+    for record in spec.records:
+        if record.record == metric and metric not in seen:
+            return record_labels(spec, record, seen | {metric})
+    return None
+
+
+def record_labels(
+    spec: Spec, record: FreeRecord, seen: frozenset[str] = frozenset()
+) -> tuple[str, ...] | None:
+    """The labels a free-form record's series carry, read from its expression's outermost
+    aggregation and the series it reads; None when a plain reading cannot tell (vector
+    matching, label_replace, topk, series this spec does not describe)."""
+    text = _bare(record.expr)
+    groupings = _groupings(text)
+    if groupings is None:
+        return None
+    names: list[str] = []
+    for match in _IDENTIFIER.finditer(_GROUPING.sub(" ", text)):
+        word = match.group(1)
+        if word in _OPAQUE:
+            return None
+        if not match.group(2) and word.lower() not in _NOT_METRICS:
+            names.append(word)
+    if re.search(r"(?<![\w:\s])\s*\{\}|^\s*\{\}", text):
+        return None  # a selector by {__name__=...} alone
+    read = [_read_labels(spec, name, seen) for name in names]
+    known = None
+    if all(labels is not None for labels in read):
+        known = tuple(dict.fromkeys(label for labels in read if labels for label in labels))
+    if groupings:
+        top = min(depth for depth, _, _ in groupings)
+        outer = [(kind, labels) for depth, kind, labels in groupings if depth == top]
+        if len({(kind, frozenset(labels)) for kind, labels in outer}) != 1:
+            return None
+        kind, kept = outer[0]
+        narrowed = [set(labels) for _, k, labels in groupings if k == "by"]
+        dropped = {label for _, k, labels in groupings if k == "without" for label in labels}
+        if kind == "by":
+            keep = [
+                label
+                for label in kept
+                if all(label in by for by in narrowed)
+                and label not in dropped
+                and (known is None or label in known)
+            ]
+        elif narrowed or known is None:
+            return None
+        else:
+            keep = [label for label in known if label not in dropped]
+    elif known is None:
+        return None
+    else:
+        keep = list(known)
+    if re.search(r"(?<![\w:])histogram_quantile\s*\(", text):
+        keep = [label for label in keep if label != "le"]
+    return tuple(dict.fromkeys([*keep, *sorted(record.labels)]))
+
+
+def _record_parts(name: str) -> tuple[str, str, str]:
+    """Level, metric and operations of a `level:metric:operations` record name."""
+    parts = name.split(":")
+    if len(parts) < 3:
+        return parts[0], parts[-1], ""
+    return parts[0], "_".join(parts[1:-1]), parts[-1]
+
+
+def record_unit(name: str) -> str:
+    """Grafana's unit guessed from a record name: percent, ratio, then the metric's unit word."""
+    _, metric, operations = _record_parts(name)
+    if "percent" in operations or metric.endswith("_percent"):
+        return "percent"
+    if "ratio" in operations or metric.endswith("_ratio"):
+        return "percentunit"
+    return _UNIT_ALIASES.get(metric.rsplit("_", 1)[-1].lower(), "short")
+
+
+def record_title(name: str) -> str:
+    """`queue_name:queue_job_duration_seconds:p95_rate5m` -> `Queue job duration (p95_rate5m)
+    by queue_name`; the level `job` goes unsaid."""
+    level, metric, operations = _record_parts(name)
+    title = _title(metric) + (f" ({operations})" if operations else "")
+    return title + (f" by {level}" if level != "job" else "")
+
+
+def record_panels(spec: Spec, record: FreeRecord) -> tuple[Panel, ...]:
+    """A free-form record: its recorded series over time, by the labels the rule keeps."""
+    labels = record_labels(spec, record)
+    keeps_job = labels is None or "job" in labels
+    if labels is None:
+        legend = "{{job}}"
+    else:
+        constant = set(spec.exporter.labels) | set(record.labels)
+        shown = [label for label in labels if label != "job" and label not in constant]
+        legend = _legend(shown, "{{job}}" if keeps_job else _title(_record_parts(record.record)[1]))
+    description = _help(record.help, f"The derived KPI {record.record}.")
+    description += f" The recording rule {record.record}."
+    if not keeps_job:
+        description += " Its expression aggregates the job label away: the job filter cannot apply."
+    expr = selector(
+        record.record, instance=labels is not None and "instance" in labels, job=keeps_job
+    )
+    return (
+        Panel(
+            key=f"record/{record.record}",
+            kind="timeseries",
+            title=record_title(record.record),
+            description=description,
+            targets=(Target(expr, legend),),
+            unit=record_unit(record.record),
+            width=12,
+        ),
+    )
+
+
 # ---------------------------------------------------------------------------- exporter health
 
 
@@ -819,22 +1027,28 @@ def _unique(uid: str, taken: set[str]) -> str:
 
 
 def _item_panels(spec: Spec, name: str) -> tuple[tuple[Panel, ...], tuple[Panel, ...]]:
-    """Panels for a KPI or ratio name, and the SLO panels it adds (ratios with an SLO)."""
+    """Panels for a KPI, ratio or record name, and the SLO panels it adds (ratios with an SLO)."""
     for ratio in spec.ratios:
         if ratio.name == name:
             slo = slo_panels(spec, ratio) if ratio.slo is not None else ()
             return ratio_panels(spec, ratio), slo
+    for record in spec.records:
+        if record.record == name:
+            return record_panels(spec, record), ()
     return kpi_panels(spec, spec.kpi(name)), ()
 
 
 def _rows(spec: Spec, titled: Iterable[tuple[str, Sequence[str]]]) -> tuple[Row, ...]:
+    records = {record.record for record in spec.records}
     rows: list[Row] = []
     for title, names in titled:
         panels: list[Panel] = []
         slo_rows: list[Row] = []
-        for name in names:
+        for previous, name in zip((None, *names), names, strict=False):
             main, slo = _item_panels(spec, name)
-            panels.append(dataclasses.replace(main[0], new_line=True))
+            # a KPI starts a new line; records (half width) sit two to a line
+            flows = name in records and previous in records
+            panels.append(dataclasses.replace(main[0], new_line=not flows))
             panels.extend(main[1:])
             if slo:
                 slo_rows.append(Row(f"SLO: {_title(name)}", slo))
@@ -853,7 +1067,8 @@ def boards(spec: Spec) -> tuple[Board, ...]:
         listed.update(name for row in dashboard.rows for name in row.kpis)
     left = [k for k in spec.kpis if k.name not in listed]
     ratios = [r.name for r in spec.ratios if r.name not in listed]
-    if left or ratios:
+    records = [r.record for r in spec.records if r.record not in listed]
+    if left or ratios or records:
         groups = []
         for kind, title in (
             ("gauge", "Gauges"),
@@ -865,11 +1080,14 @@ def boards(spec: Spec) -> tuple[Board, ...]:
                 groups.append((title, names))
         if ratios:
             groups.append(("Ratios", ratios))
+        if records:
+            groups.append(("Records", records))
         result.append(
             Board(
                 uid=ALL_KPIS_UID,
                 title="All KPIs",
-                description="Every KPI and ratio of the spec that no other dashboard lists.",
+                description="Every KPI, ratio and record of the spec that no other dashboard "
+                "lists.",
                 rows=_rows(spec, groups),
             )
         )

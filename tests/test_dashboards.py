@@ -24,13 +24,16 @@ from exporter.dashboards import (
     SCHEMA_VERSION,
     Bound,
     boards,
+    record_labels,
+    record_title,
+    record_unit,
     render,
     render_board,
     steps_for,
     write,
 )
 from exporter.loading import load_spec
-from exporter.spec import Spec
+from exporter.spec import FreeRecord, Spec
 
 DEMO = ROOT / "config" / "demo.yaml"
 
@@ -149,6 +152,28 @@ dashboards:
     rows:
       - title: Refunds
         kpis: [refunds_total, pending_refunds]
+      - title: Derived
+        kpis: [job:shop_orders:rate5m, step:shop_checkout_seconds:p99_rate5m,
+               job:shop_refunds_usd:sum_rate1h, instance:shop_queue_depth:max]
+records:
+  - record: job:shop_orders:rate5m
+    help: Orders per second
+    expr: sum without (instance) (rate(shop_orders_total{job="kpi-exporter"}[5m]))
+  - record: step:shop_checkout_seconds:p99_rate5m
+    expr: |
+      histogram_quantile(0.99,
+        sum by (le, step) (rate(shop_checkout_seconds_bucket{job="kpi-exporter"}[5m])))
+  - record: job:shop_refunds_usd:sum_rate1h
+    help: Refunds per hour.
+    expr: sum by (job) (rate(shop_refunds_total{job="kpi-exporter"}[1h])) * 3600
+    labels: {tier: gold}
+  - record: instance:shop_queue_depth:max
+    expr: max by (job, instance, queue) (shop_queue_depth{job="kpi-exporter"})
+  - record: job:shop_refund_share:ratio_percent
+    help: Refunds per order, in percent (unlisted, so on All KPIs)
+    expr: |
+      label_replace(sum by (job) (rate(shop_refunds_total[5m])), "x", "y", "", "")
+      / on (job) sum by (job) (rate(shop_orders_total[5m])) * 100
 """
 
 # Grafana's own variables and ours, expanded the way the dashboard linter does before parsing.
@@ -297,13 +322,16 @@ class TestPanelsByType:
             assert spec.metric_name(kpi) in text, kpi.name
         for ratio in spec.ratios:
             assert ratio.record_name in text, ratio.name
+        for record in spec.records:
+            assert record.record in text, record.record
         titles = [b.title for b in boards(spec)]
         assert titles == ["Shop / Overview!", "Same uid", "All KPIs", "KPI exporter health"]
 
     def test_no_all_kpis_dashboard_when_everything_is_listed(self) -> None:
         spec = demo_spec()
         listed = {n for d in spec.dashboards for r in d.rows for n in r.kpis}
-        if listed >= {k.name for k in spec.kpis} | {r.name for r in spec.ratios}:
+        named = {k.name for k in spec.kpis} | {r.name for r in spec.ratios}
+        if listed >= named | {r.record for r in spec.records}:
             assert "All KPIs" not in [b.title for b in boards(spec)]
 
     def test_uids_from_spec_or_title_slug_and_never_twice(self, tmp_path: Path) -> None:
@@ -360,6 +388,62 @@ class TestPanelsByType:
         # gauge with panel: heatmap computes the heatmap from the series
         assert by_title["Cart size over time"]["options"]["calculate"] is True
 
+    def test_record_panels(self, tmp_path: Path) -> None:
+        spec = kitchen_sink(tmp_path)
+        same_uid = render_board(boards(spec)[1])
+        by_title = {p["title"]: p for p in panels_of(same_uid)}
+
+        def shown(title: str) -> tuple[str, str, str, str]:
+            panel = by_title[title]
+            target = panel["targets"][0]
+            unit = panel["fieldConfig"]["defaults"]["unit"]
+            return panel["type"], target["expr"], target["legendFormat"], unit
+
+        # without (instance): the KPI's labels stay; job and constant labels are not in the legend
+        assert shown("Shop orders (rate5m)") == (
+            "timeseries",
+            'job:shop_orders:rate5m{job=~"$job"}',
+            "{{status}}",
+            "short",
+        )
+        # by (le, step) under histogram_quantile: only step stays, job is aggregated away
+        assert shown("Shop checkout (p99_rate5m) by step") == (
+            "timeseries",
+            "step:shop_checkout_seconds:p99_rate5m",
+            "{{step}}",
+            "s",
+        )
+        # by (job): nothing but job and the rule's own static label
+        assert shown("Shop refunds USD (sum_rate1h)") == (
+            "timeseries",
+            'job:shop_refunds_usd:sum_rate1h{job=~"$job"}',
+            "{{job}}",
+            "currencyUSD",
+        )
+        # a record that keeps instance follows the instance variable too
+        assert shown("Shop queue depth (max) by instance") == (
+            "timeseries",
+            'instance:shop_queue_depth:max{job=~"$job", instance=~"$instance"}',
+            "{{instance}} {{queue}}",
+            "short",
+        )
+        descriptions = {t: p["description"] for t, p in by_title.items()}
+        assert descriptions["Shop orders (rate5m)"] == (
+            "Orders per second. The recording rule job:shop_orders:rate5m."
+        )
+        assert "job label away" in descriptions["Shop checkout (p99_rate5m) by step"]
+        assert "job label away" not in descriptions["Shop orders (rate5m)"]
+        # records sit two to a line, under the KPIs of the row before
+        grid = [by_title[t]["gridPos"] for t in by_title if "(" in t and "Shop" in t]
+        assert [(g["x"], g["w"]) for g in grid] == [(0, 12), (12, 12), (0, 12), (12, 12)]
+        assert grid[0]["y"] == grid[1]["y"] < grid[2]["y"] == grid[3]["y"]
+        # a record no dashboard lists goes to All KPIs; its labels cannot be read: {{job}}
+        all_kpis = {p["title"]: p for p in panels_of(render_board(boards(spec)[2]))}
+        share = all_kpis["Shop refund share (ratio_percent)"]
+        assert share["targets"][0]["legendFormat"] == "{{job}}"
+        assert share["targets"][0]["expr"] == 'job:shop_refund_share:ratio_percent{job=~"$job"}'
+        assert share["fieldConfig"]["defaults"]["unit"] == "percent"
+
     def test_slo_row(self, tmp_path: Path) -> None:
         board = render_board(boards(kitchen_sink(tmp_path))[0])
         rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
@@ -414,6 +498,99 @@ class TestPanelsByType:
             "kpi_exporter_config_last_reload_successful",
         ):
             assert name in text, name
+
+
+S = ("job", "instance", "service", "team")  # what every shop KPI series carries
+
+
+class TestRecordLabels:
+    """The labels a record keeps, read from its PromQL; None where a plain reading cannot tell.
+    (The end-to-end test compares the demo records' reading with Prometheus' own series.)"""
+
+    @pytest.mark.parametrize(
+        ("expr", "labels"),
+        [
+            (
+                "sum without (instance) (rate(shop_orders_total[5m]))",
+                ("job", "service", "team", "status"),
+            ),
+            (
+                "sum(rate(shop_orders_total[5m])) without (instance, team)",
+                ("job", "service", "status"),
+            ),
+            ("sum by (status, job) (rate(shop_orders_total[5m]))", ("status", "job")),
+            ("sum(rate(shop_orders_total[5m])) by (job)", ("job",)),
+            ("sum(rate(shop_orders_total[5m]))", ()),
+            ("rate(shop_orders_total[5m]) * 60", (*S, "status")),
+            ("max by (job, nope) (shop_queue_depth)", ("job",)),
+            ("max by (job) (sum by (queue) (shop_queue_depth))", ()),
+            ("sum by (a) (x) / sum by (a) (y)", ("a",)),
+            ("sum by (a) (x) / sum by (b) (y)", None),
+            (
+                "histogram_quantile(0.9, sum by (le, step) "
+                "(rate(shop_checkout_seconds_bucket[5m])))",
+                ("step",),
+            ),
+            (
+                "histogram_quantile(0.9, sum without (instance) "
+                "(rate(shop_page_bytes_bucket[5m])))",
+                ("job", "service", "team"),
+            ),
+            (
+                "sum without (instance) (rate(shop_checkout_seconds_sum[5m]))\n"
+                "/ sum without (instance) (rate(shop_checkout_seconds_count[5m]))",
+                ("job", "service", "team", "step"),
+            ),
+            ("avg by (job) (up) * 100", ("job",)),
+            (
+                "min without (instance) (job:order_success:ratio_rate5m)",
+                ("job", "service", "team", "status"),
+            ),
+            # braces, brackets and `by (...)` inside strings and comments are not PromQL
+            (
+                'sum by (job) (shop_queue_depth{queue="by (queue) {x}"}) # without (job)',
+                ("job",),
+            ),
+            ("sum without (instance) (unknown_metric)", None),
+            ('sum without (instance) ({__name__="shop_queue_depth"})', None),
+            ("sum by (job) (x) / on (job) group_left sum by (job) (y)", None),
+            ('label_replace(shop_queue_depth, "a", "$1", "queue", "(.*)")', None),
+            ("topk by (job) (3, shop_queue_depth)", None),
+            ("sum(x) or vector(0)", None),
+        ],
+    )
+    def test_reading(self, tmp_path: Path, expr: str, labels: tuple[str, ...] | None) -> None:
+        spec = kitchen_sink(tmp_path)
+        assert record_labels(spec, FreeRecord(record="x:y:z", expr=expr)) == labels
+
+    def test_static_labels_and_records_of_records(self, tmp_path: Path) -> None:
+        spec = kitchen_sink(tmp_path)
+        refunds = FreeRecord(
+            record="x:y:z", expr="sum by (job) (rate(shop_refunds_total[1h]))", labels={"b": "1"}
+        )
+        assert record_labels(spec, refunds) == ("job", "b")
+        # a record over a record of this spec reads that record's labels
+        over = FreeRecord(record="x:y:z", expr="max without (status) (job:shop_orders:rate5m)")
+        assert record_labels(spec, over) == ("job", "service", "team")
+
+    @pytest.mark.parametrize(
+        ("name", "unit", "title"),
+        [
+            ("job:token_spend:rate1h", "short", "Token spend (rate1h)"),
+            ("job:token_cost_usd:rate1h", "currencyUSD", "Token cost USD (rate1h)"),
+            (
+                "route:http_request_duration_seconds:p95_rate5m",
+                "s",
+                "HTTP request duration (p95_rate5m) by route",
+            ),
+            ("job:up:avg_percent", "percent", "Up (avg_percent)"),
+            ("job:checkout:error_ratio_rate1h", "percentunit", "Checkout (error_ratio_rate1h)"),
+            ("job:page_bytes:max", "bytes", "Page (max)"),
+            ("queue:depth", "short", "Depth by queue"),
+        ],
+    )
+    def test_unit_and_title_from_the_name(self, name: str, unit: str, title: str) -> None:
+        assert (record_unit(name), record_title(name)) == (unit, title)
 
 
 class TestThresholds:
@@ -529,7 +706,10 @@ class TestLinterRules:
                 for target in panel["targets"]:
                     for sel in selectors(target["expr"]):
                         where = f"{panel['title']}: {target['expr']}"
-                        assert 'job=~"$job"' in sel.matchers, where
+                        if "aggregates the job label away" not in panel["description"]:
+                            assert 'job=~"$job"' in sel.matchers, where
+                        else:  # the panel says why: a record `by (route)` has no job label
+                            assert ":" in sel.metric and "job" not in sel.matchers, where
                         if ":" not in sel.metric:  # recording rules aggregate instance away
                             assert 'instance=~"$instance"' in sel.matchers, where
 
