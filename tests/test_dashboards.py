@@ -331,8 +331,99 @@ class TestPanelsByType:
         spec = demo_spec()
         listed = {n for d in spec.dashboards for r in d.rows for n in r.kpis}
         named = {k.name for k in spec.kpis} | {r.name for r in spec.ratios}
-        if listed >= named | {r.record for r in spec.records}:
-            assert "All KPIs" not in [b.title for b in boards(spec)]
+        assert listed == named | {r.record for r in spec.records}
+        assert "All KPIs" not in [b.title for b in boards(spec)]
+
+    @pytest.mark.parametrize(
+        ("dashboard", "row", "record", "title", "unit", "legend"),
+        [
+            (
+                "Service Overview",
+                "Users",
+                "job:active_users:max_over_time1d",
+                "Active users (max_over_time1d)",
+                "short",
+                "{{job}}",
+            ),
+            (
+                "Service Overview",
+                "Users",
+                "job:up:avg_percent",
+                "Up (avg_percent)",
+                "percent",
+                "{{job}}",
+            ),
+            (
+                "Service Overview",
+                "Traffic",
+                "route:http_request_duration_seconds:p95_rate5m",
+                "HTTP request duration (p95_rate5m) by route",
+                "s",
+                "{{route}}",
+            ),
+            (
+                "Business KPIs",
+                "Generation",
+                "job:token_spend:rate1h",
+                "Token spend (rate1h)",
+                "short",
+                "{{model}} {{type}}",
+            ),
+            (
+                "Business KPIs",
+                "Generation",
+                "job:token_cost_usd:rate1h",
+                "Token cost USD (rate1h)",
+                "currencyUSD",
+                "{{model}} {{type}}",
+            ),
+            (
+                "Business KPIs",
+                "Revenue",
+                "job:transaction_value_usd:avg_rate5m",
+                "Transaction value USD (avg_rate5m)",
+                "currencyUSD",
+                "{{currency}}",
+            ),
+            (
+                "Queue Monitoring",
+                "Jobs",
+                "queue_name:queue_job_duration_seconds:avg_rate5m",
+                "Queue job duration (avg_rate5m) by queue_name",
+                "s",
+                "{{queue_name}}",
+            ),
+            (
+                "Queue Monitoring",
+                "Jobs",
+                "queue_name:queue_job_duration_seconds:p95_rate5m",
+                "Queue job duration (p95_rate5m) by queue_name",
+                "s",
+                "{{queue_name}}",
+            ),
+        ],
+    )
+    def test_demo_shows_the_brief_derived_kpis(
+        self, dashboard: str, row: str, record: str, title: str, unit: str, legend: str
+    ) -> None:
+        """The brief's derived panels, where its dashboards put them."""
+        spec = demo_spec()
+        (board,) = [render_board(b) for b in boards(spec) if b.title == dashboard]
+        current, found = None, []
+        for panel in board["panels"]:
+            if panel["type"] == "row":
+                current = panel["title"]
+            elif current == row and panel["title"] == title:
+                found.append(panel)
+        assert len(found) == 1, [p["title"] for p in board["panels"]]
+        (target,) = found[0]["targets"]
+        assert target["expr"].split("{")[0] == record
+        assert (found[0]["fieldConfig"]["defaults"]["unit"], target["legendFormat"]) == (
+            unit,
+            legend,
+        )
+        (help_text,) = [r.help for r in spec.records if r.record == record]
+        assert found[0]["description"].startswith(help_text)
 
     def test_uids_from_spec_or_title_slug_and_never_twice(self, tmp_path: Path) -> None:
         uids = [b.uid for b in boards(kitchen_sink(tmp_path))]
