@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.fields import format_duration
-from exporter.promql import quote, source_labels
+from exporter.promql import parse_matchers, quote, source_labels
 from exporter.rules import (
     BURN_WINDOWS,
     budget_record,
@@ -200,6 +200,7 @@ class Bound:
     value: float
     above: bool
     color: str
+    note: str = ""  # where the bound comes from, when the panel shows more than it applies to
 
 
 def bounds_for(alerts: Iterable[Threshold], target: Goal | None, view: str) -> list[Bound]:
@@ -255,7 +256,8 @@ def _describe_bounds(bounds: Sequence[Bound], per_second: bool) -> str:
     suffix = "/s" if per_second else ""
     parts = [
         f"{words[b.color]} {'above' if b.above else 'below'} {b.value:g}{suffix}"
-        for b in sorted(bounds, key=lambda b: (b.value, b.color))
+        + (f" ({b.note})" if b.note else "")
+        for b in sorted(bounds, key=lambda b: (b.value, b.color, b.note))
     ]
     return f" Thresholds: {', '.join(parts)}." if parts else ""
 
@@ -429,7 +431,10 @@ def _histogram_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
     title = _title(kpi.name)
     help_text = _help(kpi.help, f"Histogram {metric}.")
     bounds = bounds_for(kpi.alerts, kpi.target, "value")
-    steps = steps_for(bounds)
+    alerts = quantile_alert_bounds(spec, kpi)
+    p95_bounds = [*bounds, *alerts.get(0.95, [])]
+    steps = steps_for(p95_bounds)
+    every = [*bounds, *(b for q in QUANTILES for b in alerts.get(q, []))]
     by_label = Target(quantile(0.95, bucket, labels), _legend(labels, "p95"))
     kind = kpi.panel or "timeseries"
     headline = _headline(kind)
@@ -443,7 +448,7 @@ def _histogram_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
                 description=f"{help_text} 95th percentile"
                 + (" by " + ", ".join(labels) if labels else "")
                 + "."
-                + _describe_bounds(bounds, False),
+                + _describe_bounds(p95_bounds, False),
                 targets=(_as_kind(by_label, headline),),
                 unit=unit,
                 width=_headline_width(headline),
@@ -456,11 +461,11 @@ def _histogram_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
             key=f"kpi/{kpi.name}/quantiles",
             kind="timeseries",
             title=f"{title} p50 / p95 / p99",
-            description=f"{help_text} Quantiles over all series." + _describe_bounds(bounds, False),
+            description=f"{help_text} Quantiles over all series." + _describe_bounds(every, False),
             targets=tuple(Target(quantile(q, bucket, ()), f"p{q * 100:g}") for q in QUANTILES),
             unit=unit,
             width=free // 2,
-            steps=steps,
+            steps=steps_for(every),
         )
     )
     panels.append(
@@ -481,7 +486,7 @@ def _histogram_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
                 kind="timeseries",
                 title=f"{title} p95 by {', '.join(labels)}",
                 description=f"{help_text} 95th percentile by {', '.join(labels)}."
-                + _describe_bounds(bounds, False),
+                + _describe_bounds(p95_bounds, False),
                 targets=(by_label,),
                 unit=unit,
                 width=GRID_WIDTH - _target_width(kpi),
@@ -490,6 +495,52 @@ def _histogram_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
         )
     panels.extend(_target_panel(kpi, quantile(0.95, bucket, ()), unit, (None, None)))
     return tuple(panels)
+
+
+_COMPARED = re.compile(r"\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*")
+_QUANTILE_CALL = re.compile(r"\s*histogram_quantile\s*(\()\s*(\d*\.?\d+)\s*,")
+_MATCHERS = r"\s*\{((?:[^{}\"]|\"(?:[^\"\\]|\\.)*\")*)\}"
+
+
+def quantile_threshold(spec: Spec, kpi: Kpi, expr: str) -> tuple[float, bool, float] | None:
+    """(Q, above, N) of an alert `histogram_quantile(Q, …<kpi>_bucket…) > N` over every series
+    of the KPI (the rules' selector at most); None for any other shape."""
+    text = _bare(expr)
+    call = _QUANTILE_CALL.match(text)
+    if call is None or re.search(r"(?<![\w:])offset(?![\w:])|@", text):
+        return None
+    close = _closing(text, call.start(1))
+    compared = _COMPARED.fullmatch(text, close + 1) if close is not None else None
+    q = float(call.group(2))
+    if compared is None or not 0 < q < 1:
+        return None
+    bucket = f"{spec.metric_name(kpi)}_bucket"
+    if _metric_names(text[call.end() : close]) != [bucket]:
+        return None
+    allowed = set(parse_matchers(spec.exporter.rule_selector()))
+    for found in re.finditer(rf"(?<![\w:]){re.escape(bucket)}(?![\w:])({_MATCHERS})?", expr):
+        try:
+            matchers = parse_matchers(found.group(2) or "")
+        except ValueError:
+            return None
+        if not set(matchers) <= allowed:
+            return None  # narrowed to some series: not the panel's threshold
+    return q, compared.group(1).startswith(">"), float(compared.group(2))
+
+
+def quantile_alert_bounds(spec: Spec, kpi: Kpi) -> dict[float, list[Bound]]:
+    """Bounds of the free-form quantile alerts on a histogram KPI, by quantile."""
+    found: dict[float, list[Bound]] = {}
+    for alert in spec.alerts:
+        if alert.kpi not in (kpi.name, spec.metric_name(kpi)):
+            continue
+        reading = quantile_threshold(spec, kpi, alert.expr)
+        if reading is not None:
+            q, above, value = reading
+            note = f"p{q * 100:g} alert {alert.name}"
+            bound = Bound(value, above, SEVERITY_COLORS[alert.severity], note)
+            found.setdefault(q, []).append(bound)
+    return found
 
 
 def _target_width(item: Kpi | Ratio) -> int:
@@ -721,6 +772,21 @@ def _groupings(text: str) -> list[tuple[int, str, tuple[str, ...]]] | None:
     return found
 
 
+def _metric_names(text: str) -> list[str] | None:
+    """The metric names a bare expression selects; None if it selects by {__name__=...} or
+    uses a construct whose labels a plain reading cannot tell."""
+    names: list[str] = []
+    for match in _IDENTIFIER.finditer(_GROUPING.sub(" ", text)):
+        word = match.group(1)
+        if word in _OPAQUE:
+            return None
+        if not match.group(2) and word.lower() not in _NOT_METRICS:
+            names.append(word)
+    if re.search(r"(?<![\w:\s])\s*\{\}|^\s*\{\}", text):
+        return None
+    return names
+
+
 def _read_labels(spec: Spec, metric: str, seen: frozenset[str]) -> tuple[str, ...] | None:
     """Labels of a series a record reads: a KPI's, a ratio's or another record's, or `up`."""
     if metric == "up":
@@ -751,17 +817,9 @@ def record_labels(
     matching, label_replace, topk, series this spec does not describe)."""
     text = _bare(record.expr)
     groupings = _groupings(text)
-    if groupings is None:
+    names = _metric_names(text)
+    if groupings is None or names is None:
         return None
-    names: list[str] = []
-    for match in _IDENTIFIER.finditer(_GROUPING.sub(" ", text)):
-        word = match.group(1)
-        if word in _OPAQUE:
-            return None
-        if not match.group(2) and word.lower() not in _NOT_METRICS:
-            names.append(word)
-    if re.search(r"(?<![\w:\s])\s*\{\}|^\s*\{\}", text):
-        return None  # a selector by {__name__=...} alone
     read = [_read_labels(spec, name, seen) for name in names]
     known = None
     if all(labels is not None for labels in read):
@@ -1435,7 +1493,11 @@ def readme(rendered: Sequence[JSON]) -> str:
         "  them all with `kpi-exporter dashboards push -c SPEC --grafana-url URL`, or provision",
         f"  them from files with [`{PROVISIONING_PATH}`]({PROVISIONING_PATH}).",
         "- Colours: thresholds mirror the KPI's alerts (warning orange, critical red); a KPI's",
-        "  target colours its own side green and the other yellow.",
+        "  target colours its own side green and the other yellow. A free-form alert",
+        "  `histogram_quantile(Q, …<kpi>_bucket…) > N` over all of a histogram KPI's series draws",
+        "  N on that KPI's quantile panels.",
+        "- Records (free-form recording rules) listed in a row show as a timeseries by the labels",
+        "  their rule keeps; one that aggregates `job` away cannot follow the `job` variable.",
         "",
     ]
     for dashboard in rendered:

@@ -24,6 +24,7 @@ from exporter.dashboards import (
     SCHEMA_VERSION,
     Bound,
     boards,
+    quantile_threshold,
     record_labels,
     record_title,
     record_unit,
@@ -155,6 +156,29 @@ dashboards:
       - title: Derived
         kpis: [job:shop_orders:rate5m, step:shop_checkout_seconds:p99_rate5m,
                job:shop_refunds_usd:sum_rate1h, instance:shop_queue_depth:max]
+alerts:
+  - name: SlowCheckout
+    kpi: checkout_seconds
+    expr: |
+      histogram_quantile(0.95,
+        sum by (le, step) (rate(shop_checkout_seconds_bucket{job="kpi-exporter"}[5m]))) > 2
+    severity: warning
+    summary: A checkout step is slow.
+    description: 'p95 of {{ $labels.step }} is {{ $value }}.'
+  - name: VerySlowCheckout
+    kpi: checkout_seconds
+    expr: histogram_quantile(0.99, sum by (le) (rate(shop_checkout_seconds_bucket[5m]))) >= 5
+    severity: critical
+    summary: Checkout is very slow.
+    description: 'p99 is {{ $value }}.'
+  - name: SlowPaymentStep
+    kpi: checkout_seconds
+    expr: |
+      histogram_quantile(0.95,
+        sum by (le) (rate(shop_checkout_seconds_bucket{step="pay"}[5m]))) > 1
+    severity: critical
+    summary: The payment step is slow (one step only, so no panel threshold).
+    description: 'p95 is {{ $value }}.'
 records:
   - record: job:shop_orders:rate5m
     help: Orders per second
@@ -205,6 +229,13 @@ def rendered(request: pytest.FixtureRequest, tmp_path: Path) -> list[dict[str, A
 
 def panels_of(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in dashboard["panels"] if p["type"] != "row"]
+
+
+def steps_of(panel: dict[str, Any]) -> list[tuple[Any, str]]:
+    """A panel's threshold steps as (value, colour)."""
+    return [
+        (s["value"], s["color"]) for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    ]
 
 
 def expand(expr: str) -> str:
@@ -702,8 +733,7 @@ class TestThresholds:
         by_title = {p["title"]: p for b in boards(spec) for p in panels_of(render_board(b))}
 
         def steps(title: str) -> list[tuple[Any, str]]:
-            found = by_title[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
-            return [(s["value"], s["color"]) for s in found]
+            return steps_of(by_title[title])
 
         # target below 50 (yellow above), warning above 100, critical above 500
         assert steps("Queue depth") == [
@@ -718,6 +748,83 @@ class TestThresholds:
         assert steps('Orders per second (status=fai"led)') == [(None, "green"), (1, "red")]
         assert steps("Order success") == [(None, "orange"), (0.9, "yellow"), (0.95, "green")]
         assert steps("Conversion ratio now over time") == [(None, "red"), (0.2, "green")]
+
+
+SLOW = "sum by (le) (rate(shop_checkout_seconds_bucket[5m]))"
+ONE_STEP = SLOW.replace("bucket", 'bucket{step="pay"}')
+BY_REGEX = SLOW.replace("bucket", 'bucket{job=~"k.*"}')
+
+
+class TestQuantileAlerts:
+    """Free-form alerts `histogram_quantile(Q, …) > N` on a histogram KPI draw N on its panels."""
+
+    @pytest.mark.parametrize(
+        ("expr", "reading"),
+        [
+            (
+                "histogram_quantile(0.95, sum by (le, step) "
+                '(rate(shop_checkout_seconds_bucket{job="kpi-exporter"}[5m]))) > 2',
+                (0.95, True, 2.0),
+            ),
+            (f"histogram_quantile(0.9,\n  {SLOW} # p90 (fast)\n) < 0.5", (0.9, False, 0.5)),
+            (
+                "histogram_quantile(.99, rate(shop_checkout_seconds_bucket[5m])) >= 1e1",
+                (0.99, True, 10.0),
+            ),
+            (f"histogram_quantile(0.95, {SLOW}) > bool 2", None),
+            (f"(histogram_quantile(0.95, {SLOW}) > 2) and on () vector(1)", None),
+            (f"histogram_quantile(0.95, {SLOW}) > 2 and {SLOW} > 0", None),
+            (f"histogram_quantile(0.95, {SLOW}) / 2 > 1", None),
+            (f"histogram_quantile(1.5, {SLOW}) > 2", None),
+            (f"histogram_quantile(0.95, {SLOW.replace('[5m]', '[5m] offset 1h')}) > 2", None),
+            (f"histogram_quantile(0.95, {ONE_STEP}) > 2", None),
+            (f"histogram_quantile(0.95, {BY_REGEX}) > 2", None),
+            (
+                f"histogram_quantile(0.95, {SLOW.replace('checkout_seconds', 'page_bytes')}) > 2",
+                None,
+            ),
+            (
+                "histogram_quantile(0.95, sum by (le) (rate(shop_checkout_seconds_bucket[5m]) "
+                "/ ignoring (le) group_left rate(shop_checkout_seconds_count[5m]))) > 2",
+                None,
+            ),
+        ],
+    )
+    def test_reading(
+        self, tmp_path: Path, expr: str, reading: tuple[float, bool, float] | None
+    ) -> None:
+        spec = kitchen_sink(tmp_path)
+        assert quantile_threshold(spec, spec.kpi("checkout_seconds"), expr) == reading
+
+    def test_thresholds_on_the_quantile_panels(self, tmp_path: Path) -> None:
+        spec = kitchen_sink(tmp_path)
+        by_title = {p["title"]: p for b in boards(spec) for p in panels_of(render_board(b))}
+
+        def steps(title: str) -> list[tuple[Any, str]]:
+            return steps_of(by_title[title])
+
+        # SlowCheckout (p95 > 2, warning) on the p95 panels; VerySlowCheckout (p99 >= 5,
+        # critical) joins it on the p50/p95/p99 panel; SlowPaymentStep (one step) on none
+        assert steps("Checkout p95") == [(None, "green"), (2, "orange")]
+        assert steps("Checkout p95 by step") == [(None, "green"), (2, "orange")]
+        assert steps("Checkout p50 / p95 / p99") == [(None, "green"), (2, "orange"), (5, "red")]
+        quantiles = by_title["Checkout p50 / p95 / p99"]
+        assert quantiles["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "dashed"
+        assert quantiles["description"].endswith(
+            "Thresholds: warning above 2 (p95 alert SlowCheckout), "
+            "critical above 5 (p99 alert VerySlowCheckout)."
+        )
+        assert "SlowPaymentStep" not in json.dumps(by_title)
+        # no alert names page_bytes: only its target (p95 below 100 kB) colours it
+        assert steps("Page p50 / p95 / p99") == [(None, "green"), (100000, "yellow")]
+
+    def test_demo_high_response_time(self) -> None:
+        board = render_board(boards(demo_spec())[0])
+        panel = next(
+            p for p in board["panels"] if p["title"] == "HTTP request duration p95 by route"
+        )
+        assert steps_of(panel) == [(None, "green"), (2, "orange")]
+        assert "(p95 alert HighResponseTime)" in panel["description"]
 
 
 # ---------------------------------------------------------------------------- linter rules
