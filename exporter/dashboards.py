@@ -872,10 +872,11 @@ def record_unit(name: str) -> str:
 
 
 def record_title(name: str) -> str:
-    """`queue_name:queue_job_duration_seconds:p95_rate5m` -> `Queue job duration (p95_rate5m)
-    by queue_name`; the level `job` goes unsaid."""
+    """`job_queue_name:queue_job_duration_seconds:p95_rate5m` -> `Queue job duration
+    (p95_rate5m) by queue_name`; the level's `job` goes unsaid."""
     level, metric, operations = _record_parts(name)
     title = _title(metric) + (f" ({operations})" if operations else "")
+    level = level.removeprefix("job_") if level.startswith("job_") else level
     return title + (f" by {level}" if level != "job" else "")
 
 

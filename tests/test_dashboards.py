@@ -387,7 +387,7 @@ class TestPanelsByType:
             (
                 "Service Overview",
                 "Traffic",
-                "route:http_request_duration_seconds:p95_rate5m",
+                "job_route:http_request_duration_seconds:p95_rate5m",
                 "HTTP request duration (p95_rate5m) by route",
                 "s",
                 "{{route}}",
@@ -419,7 +419,7 @@ class TestPanelsByType:
             (
                 "Queue Monitoring",
                 "Jobs",
-                "queue_name:queue_job_duration_seconds:avg_rate5m",
+                "job_queue_name:queue_job_duration_seconds:avg_rate5m",
                 "Queue job duration (avg_rate5m) by queue_name",
                 "s",
                 "{{queue_name}}",
@@ -427,7 +427,7 @@ class TestPanelsByType:
             (
                 "Queue Monitoring",
                 "Jobs",
-                "queue_name:queue_job_duration_seconds:p95_rate5m",
+                "job_queue_name:queue_job_duration_seconds:p95_rate5m",
                 "Queue job duration (p95_rate5m) by queue_name",
                 "s",
                 "{{queue_name}}",
@@ -701,7 +701,7 @@ class TestRecordLabels:
             ("job:token_spend:rate1h", "short", "Token spend (rate1h)"),
             ("job:token_cost_usd:rate1h", "currencyUSD", "Token cost USD (rate1h)"),
             (
-                "route:http_request_duration_seconds:p95_rate5m",
+                "job_route:http_request_duration_seconds:p95_rate5m",
                 "s",
                 "HTTP request duration (p95_rate5m) by route",
             ),
