@@ -106,7 +106,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000,100000", help="gauge series counts")
     parser.add_argument("--scrapes", type=int, default=50, help="timed scrapes per form")
     parser.add_argument("--cpu-polls", type=int, default=3, help="poll intervals in the CPU window")
-    parser.add_argument("--poll-repeat", type=int, default=5, help="timed in-process polls")
+    parser.add_argument("--poll-repeat", type=int, default=7, help="timed in-process polls")
     parser.add_argument("--events", type=int, default=1_000_000, help="event rows for catch-up")
     parser.add_argument("--no-query-exporter", action="store_true", help="kpi-exporter only")
     parser.add_argument("--no-readme", action="store_true", help="print, do not record")
