@@ -11,9 +11,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -135,6 +137,81 @@ class RunningExporter:
                 self.proc.wait(timeout=10)
         self._log_handle.close()
         return self.proc.returncode
+
+
+class RunningPrometheus:
+    """A real Prometheus on a free loopback port with a temporary data dir, stopped by its PID."""
+
+    def __init__(self, directory: Path, config: dict[str, Any] | str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "prometheus.yml"
+        path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
+        self.log = directory / "prometheus.log"
+        self._log_handle = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                tool("prometheus"),
+                f"--config.file={path}",
+                f"--storage.tsdb.path={directory / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"prometheus exited:\n{self.output()}"
+            try:
+                if requests.get(self.url + "/-/ready", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"prometheus not ready after {timeout}s:\n{self.output()}")
+
+    def api(self, path: str, **params: str) -> Any:
+        """The JSON answer of an HTTP API call, e.g. api("/api/v1/query", query="up")."""
+        response = requests.get(self.url + path, params=params, timeout=10)
+        return response.json()
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The result of an instant query (an error is an assertion failure)."""
+        body = self.api("/api/v1/query", query=expr)
+        assert body.get("status") == "success", f"{expr}: {body.get('error')}"
+        return list(body["data"]["result"])
+
+    def output(self) -> str:
+        if not self._log_handle.closed:
+            self._log_handle.flush()
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log_handle.close()
+
+
+@pytest.fixture
+def run_prometheus() -> Iterator:
+    started: list[RunningPrometheus] = []
+
+    def start(directory: Path, config: dict[str, Any] | str) -> RunningPrometheus:
+        prometheus = RunningPrometheus(directory, config)
+        started.append(prometheus)
+        return prometheus
+
+    yield start
+    for prometheus in started:
+        prometheus.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ panel query of every generated demo dashboard with at least one series."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,8 +11,7 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
-from conftest import ROOT, free_port, tool
+from conftest import ROOT, RunningPrometheus
 
 from exporter.dashboards import boards, record_labels, render_board
 from exporter.loading import load_spec
@@ -28,89 +26,44 @@ WAIT = 300.0  # generous: the machine is shared; the loop ends as soon as all an
 pytestmark = pytest.mark.slow
 
 
-class Prometheus:
-    """A Prometheus server on loopback with a temporary data dir, stopped by its PID."""
+def prometheus_config(job: str, target: str) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": SCRAPE, "evaluation_interval": SCRAPE},
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}],
+    }
+    if RULES.exists():
+        config["rule_files"] = [str(RULES)]
+    return config
 
-    def __init__(self, tmp_path: Path, job: str, target: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config: dict[str, Any] = {
-            "global": {"scrape_interval": SCRAPE, "evaluation_interval": SCRAPE},
-            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}],
-        }
-        if RULES.exists():
-            config["rule_files"] = [str(RULES)]
-        path = tmp_path / "prometheus.yml"
-        path.write_text(yaml.safe_dump(config))
-        self.log = tmp_path / "prometheus.log"
-        self._log_handle = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                tool("prometheus"),
-                f"--config.file={path}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-        )
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"prometheus exited:\n{self.output()}"
-            try:
-                if requests.get(self.url + "/-/ready", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"prometheus not ready after {timeout}s:\n{self.output()}")
+def count_series(prometheus: RunningPrometheus, expr: str) -> tuple[int, str]:
+    """How many series an instant query returns, and the error if it failed."""
+    body = prometheus.api("/api/v1/query", query=expr)
+    if body.get("status") != "success":
+        return 0, f"{body.get('errorType')}: {body.get('error')}"
+    data = body["data"]
+    if data["resultType"] in ("scalar", "string"):
+        return 1, ""
+    return len(data["result"]), ""
 
-    def query(self, expr: str) -> tuple[int, str]:
-        """How many series an instant query returns, and the error if it failed."""
-        response = requests.get(self.url + "/api/v1/query", params={"query": expr}, timeout=10)
-        body = response.json()
-        if body.get("status") != "success":
-            return 0, f"{body.get('errorType')}: {body.get('error')}"
-        data = body["data"]
-        if data["resultType"] in ("scalar", "string"):
-            return 1, ""
-        return len(data["result"]), ""
 
-    def series(self, metric: str) -> list[list[str]]:
-        """The label names (without __name__) of each series of a metric now."""
-        response = requests.get(self.url + "/api/v1/query", params={"query": metric}, timeout=10)
-        result = response.json()["data"]["result"]
-        return [[name for name in item["metric"] if name != "__name__"] for item in result]
-
-    def output(self) -> str:
-        self._log_handle.flush()
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log_handle.close()
+def series_labels(prometheus: RunningPrometheus, metric: str) -> list[list[str]]:
+    """The label names (without __name__) of each series of a metric now."""
+    return [[n for n in item["metric"] if n != "__name__"] for item in prometheus.query(metric)]
 
 
 @dataclass(frozen=True)
 class Stack:
     """The running Prometheus, the exporter's job and instance, and its log."""
 
-    prometheus: Prometheus
+    prometheus: RunningPrometheus
     job: str
     instance: str
     exporter_log: Callable[[], str]
 
 
 @pytest.fixture
-def stack(tmp_path: Path, run_exporter: Any) -> Iterator[Stack]:
+def stack(tmp_path: Path, run_exporter: Any, run_prometheus: Any) -> Iterator[Stack]:
     spec = load_spec([DEMO]).spec
     exporter = run_exporter(
         ["-c", str(DEMO), "--simulate"],
@@ -121,12 +74,9 @@ def stack(tmp_path: Path, run_exporter: Any) -> Iterator[Stack]:
     )
     exporter.wait_ready(timeout=90)
     instance = f"127.0.0.1:{exporter.port}"
-    prometheus = Prometheus(tmp_path, spec.exporter.job, instance)
-    try:
-        prometheus.wait_ready()
-        yield Stack(prometheus, spec.exporter.job, instance, exporter.output)
-    finally:
-        prometheus.stop()
+    prometheus = run_prometheus(tmp_path, prometheus_config(spec.exporter.job, instance))
+    prometheus.wait_ready()
+    yield Stack(prometheus, spec.exporter.job, instance, exporter.output)
 
 
 def expand(expr: str, job: str, instance: str) -> str:
@@ -166,7 +116,7 @@ def test_every_panel_query_returns_series(stack: Stack) -> None:
         failing = {}
         still = []
         for board, panel, expr in pending:
-            count, error = prometheus.query(expand(expr, job, instance))
+            count, error = count_series(prometheus, expand(expr, job, instance))
             if count == 0:
                 failing[f"{board} / {panel}"] = (
                     error or f"no series for {expand(expr, job, instance)}"
@@ -193,7 +143,7 @@ def test_every_panel_query_returns_series(stack: Stack) -> None:
     for record in spec.records:
         expected = record_labels(spec, record)
         assert expected is not None, record.record
-        series = prometheus.series(record.record)
+        series = series_labels(prometheus, record.record)
         assert series, record.record
         for labels in series:
             assert sorted(labels) == sorted(expected), (record.record, labels)
@@ -206,13 +156,13 @@ def test_variables_filter_every_raw_selector(stack: Stack) -> None:
     checked = 0
     deadline = time.monotonic() + WAIT
     # first make sure data is there at all (the other test may not have run first)
-    while prometheus.query(f'kpi_exporter_kpi_up{{job="{job}"}}')[0] == 0:
+    while count_series(prometheus, f'kpi_exporter_kpi_up{{job="{job}"}}')[0] == 0:
         assert time.monotonic() < deadline, prometheus.output()
         time.sleep(1)
     for board, panel, expr in demo_targets():
         if "vector(" in expr or ("$instance" not in expr and ":" in expr):
             continue  # constants, and recording rules that aggregate instance away
-        count, error = prometheus.query(expand(expr, job, "127.0.0.1:1"))
+        count, error = count_series(prometheus, expand(expr, job, "127.0.0.1:1"))
         assert not error, f"{board} / {panel}: {error}"
         assert count == 0, f"{board} / {panel} ignores $instance: {expr}"
         checked += 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import ROOT, exporter_command, free_port, tool
+from conftest import ROOT, RunningPrometheus, exporter_command, free_port
 from test_production import (
     PASSWORD,
     bcrypt_hash,
@@ -71,48 +71,9 @@ ratios:
     )
 
 
-class Prometheus:
-    """A Prometheus server on a free loopback port with a temporary data directory."""
-
-    def __init__(self, binary: str, directory: Path, scrape: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = directory / "prometheus.yml"
-        config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s, scrape_timeout: 1s}\n" + scrape
-        )
-        self.log = directory / "prometheus.log"
-        self._log = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def query(self, expr: str) -> list[dict]:
-        answer = requests.get(self.url + "/api/v1/query", params={"query": expr}, timeout=10)
-        answer.raise_for_status()
-        return answer.json()["data"]["result"]
-
-    def value(self, expr: str) -> float | None:
-        result = self.query(expr)
-        return float(result[0]["value"][1]) if result else None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
+def value(prometheus: RunningPrometheus, expr: str) -> float | None:
+    result = prometheus.query(expr)
+    return float(result[0]["value"][1]) if result else None
 
 
 def _set(db: Path, **values: float) -> None:
@@ -134,9 +95,8 @@ def _report(spec: Path, url: str, *args: str) -> subprocess.CompletedProcess[str
 
 @pytest.mark.slow
 def test_prometheus_scrapes_through_tls_and_auth_and_report_reads_it(
-    run_exporter, tmp_path: Path
+    run_exporter, run_prometheus, tmp_path: Path
 ) -> None:
-    binary = tool("prometheus")
     pki = make_pki(tmp_path / "pki")
     db = tmp_path / "values.db"
     make_values_db(db, {**GAUGES, "good_total": 0.0, "all_total": 0.0})
@@ -160,7 +120,10 @@ def test_prometheus_scrapes_through_tls_and_auth_and_report_reads_it(
 """
         for job, password in (("kpi-exporter", "password"), ("wrong-password", "wrong"))
     )
-    prometheus = Prometheus(binary, tmp_path, scrape)
+    prometheus = run_prometheus(
+        tmp_path,
+        "global: {scrape_interval: 1s, evaluation_interval: 1s, scrape_timeout: 1s}\n" + scrape,
+    )
     stop_counting = threading.Event()
 
     def count_events() -> None:
@@ -175,11 +138,11 @@ def test_prometheus_scrapes_through_tls_and_auth_and_report_reads_it(
 
         def scraped() -> bool:
             if prometheus.proc.poll() is not None:
-                raise AssertionError(prometheus.log.read_text())
+                raise AssertionError(prometheus.output())
             try:
-                return prometheus.value('up{job="kpi-exporter"}') == 1.0 and all(
-                    prometheus.value(f'{name}{{job="kpi-exporter"}}') == value
-                    for name, value in GAUGES.items()
+                return value(prometheus, 'up{job="kpi-exporter"}') == 1.0 and all(
+                    value(prometheus, f'{name}{{job="kpi-exporter"}}') == expected
+                    for name, expected in GAUGES.items()
                 )
             except requests.RequestException:
                 return False
@@ -201,15 +164,15 @@ def test_prometheus_scrapes_through_tls_and_auth_and_report_reads_it(
         )
         assert "401" in wrong[0]["lastError"], wrong
         assert targets["status"] == "success"
-        assert prometheus.value('up{job="wrong-password"}') == 0.0
+        assert value(prometheus, 'up{job="wrong-password"}') == 0.0
 
         time.sleep(6)  # a stretch of history with the first values
         changed = time.time()
         _set(db, latency_gauge=1.5, signups_gauge=12.0)
         wait_until(
             lambda: (
-                prometheus.value('signups_gauge{job="kpi-exporter"}') == 12.0
-                and prometheus.value('latency_gauge{job="kpi-exporter"}') == 1.5
+                value(prometheus, 'signups_gauge{job="kpi-exporter"}') == 12.0
+                and value(prometheus, 'latency_gauge{job="kpi-exporter"}') == 1.5
             ),
             30,
             "Prometheus to see the new values",
@@ -217,9 +180,10 @@ def test_prometheus_scrapes_through_tls_and_auth_and_report_reads_it(
         wait_until(
             lambda: (
                 (
-                    prometheus.value(
+                    value(
+                        prometheus,
                         'sum(rate(good_total{job="kpi-exporter"}[1m])) / '
-                        'sum(rate(all_total{job="kpi-exporter"}[1m]))'
+                        'sum(rate(all_total{job="kpi-exporter"}[1m]))',
                     )
                     or 0
                 )
@@ -300,7 +264,6 @@ def test_prometheus_scrapes_through_tls_and_auth_and_report_reads_it(
     finally:
         stop_counting.set()
         counter.join(timeout=5)
-        prometheus.stop()
 
 
 def test_report_errors_are_clear(run_exporter, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from conftest import ROOT, free_port, tool
+from conftest import ROOT, RunningPrometheus
 
 RULES = ROOT / "rules"
 BROKEN_ALERTS = {"KpiExporterKpiFailing", "KpiExporterDatabaseDown", "KpiExporterKpiStale"}
@@ -18,19 +17,13 @@ BROKEN_ALERTS = {"KpiExporterKpiFailing", "KpiExporterDatabaseDown", "KpiExporte
 pytestmark = pytest.mark.slow
 
 
-def _get(url: str) -> Any:
-    response = requests.get(url, timeout=5)
-    response.raise_for_status()
-    return response.json()["data"]
-
-
-def _wait(what: str, check: Any, timeout: float, proc: subprocess.Popen, log: Path) -> Any:
+def _wait(what: str, check: Any, timeout: float, prometheus: RunningPrometheus) -> Any:
     """Poll `check()` until it returns something truthy, at most `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"prometheus exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        if prometheus.proc.poll() is not None:
+            raise AssertionError(f"prometheus exited:\n{prometheus.output()}")
         try:
             last = check()
             if last and last[0]:
@@ -41,8 +34,9 @@ def _wait(what: str, check: Any, timeout: float, proc: subprocess.Popen, log: Pa
     raise AssertionError(f"{what} not reached in {timeout}s; last: {last}")
 
 
-def test_prometheus_evaluates_generated_rules(tmp_path: Path, run_exporter: Any) -> None:
-    prometheus = tool("prometheus")
+def test_prometheus_evaluates_generated_rules(
+    tmp_path: Path, run_exporter: Any, run_prometheus: Any
+) -> None:
     healthy = run_exporter(
         ["-c", "config/demo.yaml", "--simulate"],
         env={
@@ -59,7 +53,6 @@ def test_prometheus_evaluates_generated_rules(tmp_path: Path, run_exporter: Any)
     )
     healthy.wait_ready(timeout=60)
     broken.wait_ready(timeout=60, path="/health")
-    port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(RULES / "prometheus_rules.yaml"), str(RULES / "prometheus_alerts.yaml")],
@@ -72,69 +65,48 @@ def test_prometheus_evaluates_generated_rules(tmp_path: Path, run_exporter: Any)
             }
         ],
     }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = tmp_path / "prometheus.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                prometheus,
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        expected = sum(
-            len(g["rules"])
-            for name in ("prometheus_rules.yaml", "prometheus_alerts.yaml")
-            for g in yaml.safe_load((RULES / name).read_text())["groups"]
-        )
+    prometheus = run_prometheus(tmp_path, config)
+    expected = sum(
+        len(g["rules"])
+        for name in ("prometheus_rules.yaml", "prometheus_alerts.yaml")
+        for g in yaml.safe_load((RULES / name).read_text())["groups"]
+    )
 
-        def rules_evaluated() -> tuple[bool, list]:
-            groups = _get(f"{url}/api/v1/rules")["groups"]
-            rules = [r for g in groups for r in g["rules"]]
-            pending = [(r["name"], r["health"], r.get("lastError")) for r in rules]
-            done = len(rules) == expected and all(r["health"] != "unknown" for r in rules)
-            return done, pending
+    def rules_evaluated() -> tuple[bool, list]:
+        groups = prometheus.api("/api/v1/rules")["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        pending = [(r["name"], r["health"], r.get("lastError")) for r in rules]
+        done = len(rules) == expected and all(r["health"] != "unknown" for r in rules)
+        return done, pending
 
-        _, states = _wait("every rule evaluated", rules_evaluated, 90, proc, log)
-        bad = [s for s in states if s[1] != "ok" or s[2]]
-        assert not bad, bad
+    _, states = _wait("every rule evaluated", rules_evaluated, 90, prometheus)
+    bad = [s for s in states if s[1] != "ok" or s[2]]
+    assert not bad, bad
 
-        def targets_up() -> tuple[bool, list]:
-            result = _get(f"{url}/api/v1/query?query=up")["result"]
-            return len(result) == 2 and all(r["value"][1] == "1" for r in result), result
+    def targets_up() -> tuple[bool, list]:
+        result = prometheus.query("up")
+        return len(result) == 2 and all(r["value"][1] == "1" for r in result), result
 
-        _wait("both targets scraped", targets_up, 60, proc, log)
+    _wait("both targets scraped", targets_up, 60, prometheus)
 
-        def broken_alert() -> tuple[bool, list]:
-            alerts = _get(f"{url}/api/v1/alerts")["alerts"]
-            hits = [
-                (a["labels"]["alertname"], a["state"], a["labels"].get("instance"))
-                for a in alerts
-                if a["labels"]["alertname"] in BROKEN_ALERTS
-                and a["labels"].get("instance") == f"127.0.0.1:{broken.port}"
-                and a["state"] in ("pending", "firing")
-            ]
-            return bool(hits), hits
-
-        _, hits = _wait("an alert on the broken database", broken_alert, 90, proc, log)
-        assert hits
-        # the healthy exporter's KPIs raise no failing or database alert
-        alerts = _get(f"{url}/api/v1/alerts")["alerts"]
-        assert not [
-            a
+    def broken_alert() -> tuple[bool, list]:
+        alerts = prometheus.api("/api/v1/alerts")["data"]["alerts"]
+        hits = [
+            (a["labels"]["alertname"], a["state"], a["labels"].get("instance"))
             for a in alerts
-            if a["labels"]["alertname"] in {"KpiExporterKpiFailing", "KpiExporterDatabaseDown"}
-            and a["labels"].get("instance") == f"127.0.0.1:{healthy.port}"
+            if a["labels"]["alertname"] in BROKEN_ALERTS
+            and a["labels"].get("instance") == f"127.0.0.1:{broken.port}"
+            and a["state"] in ("pending", "firing")
         ]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        return bool(hits), hits
+
+    _, hits = _wait("an alert on the broken database", broken_alert, 90, prometheus)
+    assert hits
+    # the healthy exporter's KPIs raise no failing or database alert
+    alerts = prometheus.api("/api/v1/alerts")["data"]["alerts"]
+    assert not [
+        a
+        for a in alerts
+        if a["labels"]["alertname"] in {"KpiExporterKpiFailing", "KpiExporterDatabaseDown"}
+        and a["labels"].get("instance") == f"127.0.0.1:{healthy.port}"
+    ]
