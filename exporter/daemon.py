@@ -74,16 +74,20 @@ class Daemon:
         for name in list(self.polls):
             poll = self.polls[name]
             new = wanted.get(name)
-            same_db = new is not None and spec.databases.get(
-                new.database
-            ) == self._source_config.get(new.database)
-            if new is None or new != poll.kpi or not same_db:
-                self.schedule.remove(name)
-                del self.polls[name]
-                if new is None or new.labels != poll.kpi.labels or new.type != poll.kpi.type:
-                    self.publication.withdraw(name)
-                if new is None:
-                    self.metrics.forget(name, poll.database)
+            if new is not None and self._unchanged(poll, spec, new):
+                continue
+            self.schedule.remove(name)
+            del self.polls[name]
+            same_series = (
+                new is not None
+                and (new.labels, new.type) == (poll.kpi.labels, poll.kpi.type)
+                and spec.metric_name(new) == poll.metric
+                and dict(spec.exporter.labels) == poll.const_labels
+            )
+            if not same_series:
+                self.publication.withdraw(name)
+            if new is None:
+                self.metrics.forget(name, poll.database)
         for name, database in spec.databases.items():
             self._source(name, database, spec.exporter.pool_timeout)
         for name in set(self.sources) - set(spec.databases):
@@ -96,6 +100,15 @@ class Daemon:
         if self.store is not None:
             for name in self.store.keep_only(k.name for k in spec.kpis if k.cursor):
                 event(INFO, "state_removed", kpi=name, why="no longer in the spec")
+
+    def _unchanged(self, poll: KpiPoll, spec: Spec, kpi: Kpi) -> bool:
+        """The poll already does what `spec` asks: same KPI, database, name and labels."""
+        return (
+            kpi == poll.kpi
+            and spec.databases.get(kpi.database) == self._source_config.get(kpi.database)
+            and spec.metric_name(kpi) == poll.metric
+            and dict(spec.exporter.labels) == poll.const_labels
+        )
 
     def _new_poll(self, spec: Spec, kpi: Kpi) -> KpiPoll:
         poll = KpiPoll(
