@@ -13,7 +13,7 @@ from scrape import Scraper, sample
 from specs import BenchKpi, write_kpi_exporter_spec
 from workload import Workload, raw_batches_seconds
 
-from exporter.state import STATE_FILE
+from exporter.collection.state import STATE_FILE
 
 BATCH = 10_000
 BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60]

@@ -15,11 +15,11 @@ import psycopg
 from processes import QE_VENV
 from specs import BenchKpi, kpi_exporter_spec, write_query_exporter_config
 
-from exporter.polls import KpiPoll
-from exporter.postgres import PostgresSource
-from exporter.publication import Publication
-from exporter.selfmetrics import SelfMetrics
-from exporter.spec import Spec
+from exporter.collection.polls import KpiPoll
+from exporter.serving.publication import Publication
+from exporter.serving.selfmetrics import SelfMetrics
+from exporter.sources.postgres import PostgresSource
+from exporter.spec.model import Spec
 
 BENCH = Path(__file__).resolve().parent
 

@@ -15,11 +15,11 @@ from typing import Any
 import click
 
 from exporter import __version__, log
-from exporter.daemon import Daemon
-from exporter.loading import LoadedSpec, SpecError, load_spec
-from exporter.source import QueryError
-from exporter.spec import Spec
-from exporter.state import StateError, StateStore
+from exporter.collection.state import StateError, StateStore
+from exporter.runtime.daemon import Daemon
+from exporter.sources.base import QueryError
+from exporter.spec.loading import LoadedSpec, SpecError, load_spec
+from exporter.spec.model import Spec
 
 EXIT_SPEC = 2
 
@@ -92,8 +92,8 @@ def _daemon_or_exit(
 def _simulate(spec: Spec) -> Any:
     """Start the demo simulator on the spec's first SQLite database (demo only)."""
     from exporter.demo import Simulator
-    from exporter.source import dialect_of, resolve_dsn
-    from exporter.sqlite import sqlite_path
+    from exporter.sources.base import dialect_of, resolve_dsn
+    from exporter.sources.sqlite import sqlite_path
 
     for database in spec.databases.values():
         dsn = resolve_dsn(database)
@@ -137,10 +137,10 @@ def run(
     shard_text: str | None,
 ) -> None:
     """Run the exporter daemon."""
-    from exporter.http import MetricsServer
-    from exporter.notify import SystemdNotifier
-    from exporter.sharding import Shard, declare
-    from exporter.webconfig import WebConfigError, WebSecurity
+    from exporter.runtime.notify import SystemdNotifier
+    from exporter.runtime.sharding import Shard, declare
+    from exporter.serving.http import MetricsServer
+    from exporter.serving.webconfig import WebConfigError, WebSecurity
 
     log.configure(log_format, log_level)
     try:
@@ -226,7 +226,7 @@ def check(configs: tuple[Path, ...], connect: bool) -> None:
     if not connect:
         click.echo(f"ok: {len(spec.kpis)} KPIs, {len(spec.databases)} databases")
         return
-    from exporter.probe import probe_spec
+    from exporter.collection.probe import probe_spec
 
     problems = probe_spec(spec)
     for problem in problems:
@@ -263,8 +263,8 @@ def report(
     """Each KPI's value now and one range ago, its trend and target status, from Prometheus."""
     import time
 
-    from exporter.fields import parse_duration
-    from exporter.report import PrometheusApi, PrometheusError, build_report, render
+    from exporter.generation.report import PrometheusApi, PrometheusError, build_report, render
+    from exporter.spec.fields import parse_duration
 
     spec = load_or_exit(configs).spec
     try:
@@ -335,7 +335,7 @@ def generate() -> None:
 )
 def generate_rules(configs: tuple[Path, ...], output: Path, fmt: str) -> None:
     """Write Prometheus alerting and recording rules and their promtool unit tests."""
-    from exporter.rule_files import write_files
+    from exporter.generation.rule_files import write_files
 
     try:
         written = write_files(load_or_exit(configs).spec, output, fmt)  # type: ignore[arg-type]
@@ -353,7 +353,7 @@ def generate_rules(configs: tuple[Path, ...], output: Path, fmt: str) -> None:
 )
 def generate_dashboards(configs: tuple[Path, ...], output: Path) -> None:
     """Write Grafana dashboards (JSON), a provisioning file and a README for the spec."""
-    from exporter.dashboards import render, write
+    from exporter.generation.dashboards import render, write
 
     for path in write(render(load_or_exit(configs).spec), output):
         click.echo(str(path))
@@ -378,8 +378,8 @@ def dashboards_push(
     timeout: float,
 ) -> None:
     """Create or overwrite the dashboards in Grafana (token: GRAFANA_TOKEN or --token-file)."""
-    from exporter.dashboards import boards, render_board
-    from exporter.grafana import GrafanaClient, GrafanaError, push
+    from exporter.generation.dashboards import boards, render_board
+    from exporter.generation.grafana import GrafanaClient, GrafanaError, push
 
     spec = load_or_exit(configs).spec
     if token_file is not None:

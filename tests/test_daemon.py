@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from exporter.daemon import Daemon
-from exporter.loading import load_spec
+from exporter.runtime.daemon import Daemon
+from exporter.spec.loading import load_spec
 
 SPEC = """\
 exporter: {{labels: {{service: {service}}}, namespace: "{namespace}"}}

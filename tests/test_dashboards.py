@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from conftest import ROOT, free_port, tool
 
 from exporter.cli import main
-from exporter.dashboards import (
+from exporter.generation.dashboards import (
     SCHEMA_VERSION,
     Bound,
     boards,
@@ -33,8 +33,8 @@ from exporter.dashboards import (
     steps_for,
     write,
 )
-from exporter.loading import load_spec
-from exporter.spec import FreeRecord, Spec
+from exporter.spec.loading import load_spec
+from exporter.spec.model import FreeRecord, Spec
 
 DEMO = ROOT / "config" / "demo.yaml"
 
@@ -592,7 +592,7 @@ class TestPanelsByType:
     @pytest.mark.parametrize("which", ["demo", "kitchen-sink"])
     def test_recording_rules_used_are_generated(self, which: str, tmp_path: Path) -> None:
         """Every recorded series a panel reads is one the rules generator records."""
-        from exporter.rules import build_rules
+        from exporter.generation.rules import build_rules
 
         spec = demo_spec() if which == "demo" else kitchen_sink(tmp_path)
         recorded = {r.record for g in build_rules(spec).records for r in g.rules}

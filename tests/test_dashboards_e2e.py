@@ -13,8 +13,8 @@ import pytest
 import requests
 from conftest import ROOT, RunningPrometheus
 
-from exporter.dashboards import boards, record_labels, render_board
-from exporter.loading import load_spec
+from exporter.generation.dashboards import boards, record_labels, render_board
+from exporter.spec.loading import load_spec
 
 DEMO = ROOT / "config" / "demo.yaml"
 RULES = ROOT / "rules" / "prometheus_rules.yaml"

@@ -14,9 +14,9 @@ import pytest
 from conftest import ROOT
 
 from exporter import demo
-from exporter.loading import load_spec
-from exporter.spec import Kpi, Spec
-from exporter.sqlparams import placeholders, to_pyformat
+from exporter.spec.loading import load_spec
+from exporter.spec.model import Kpi, Spec
+from exporter.spec.params import placeholders, to_pyformat
 
 DEMO_SPEC = ROOT / "config" / "demo.yaml"
 NOW = 1_700_000_000.0  # an incident window starts 100 s later (see demo.incident)

@@ -21,9 +21,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as text_parse
 
 from exporter import demo
-from exporter.loading import load_spec
-from exporter.spec import Kpi
-from exporter.sqlparams import placeholders, to_pyformat
+from exporter.spec.loading import load_spec
+from exporter.spec.model import Kpi
+from exporter.spec.params import placeholders, to_pyformat
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_ACCEPT = (
@@ -207,7 +207,7 @@ class TestSqliteEndToEnd:
         assert "orders_by_status" in page.text and "FAILING" in page.text
         assert "no such table: nowhere" in page.text or "no such column: nope" in page.text
         # the rules and dashboards this spec generates, linked from the page and served
-        from exporter import rule_files
+        from exporter.generation import rule_files
 
         expected = rule_files.render_files(load_spec([spec]).spec)["prometheus_alerts.yaml"]
         assert 'href="/generated/rules/prometheus_alerts.yaml"' in page.text

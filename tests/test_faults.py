@@ -20,11 +20,11 @@ import requests
 from conftest import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.polls import MAX_BACKOFF, KpiPoll
-from exporter.scheduling import trigger_for
-from exporter.selfmetrics import SelfMetrics
-from exporter.source import QueryError, Rows
-from exporter.spec import Spec
+from exporter.collection.polls import MAX_BACKOFF, KpiPoll
+from exporter.collection.scheduling import trigger_for
+from exporter.serving.selfmetrics import SelfMetrics
+from exporter.sources.base import QueryError, Rows
+from exporter.spec.model import Spec
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.parser import text_string_to_metric_families as text_parse
 
-from exporter.loading import LoadedSpec, SpecError, load_spec
-from exporter.polls import KpiPoll
-from exporter.selfmetrics import SelfMetrics
-from exporter.series import ResultError, label_text, render_plain
-from exporter.snapshot import Snapshot
-from exporter.source import QueryError, Rows
-from exporter.spec import Spec
+from exporter.collection.polls import KpiPoll
+from exporter.collection.series import ResultError, label_text, render_plain
+from exporter.serving.selfmetrics import SelfMetrics
+from exporter.serving.snapshot import Snapshot
+from exporter.sources.base import QueryError, Rows
+from exporter.spec.loading import LoadedSpec, SpecError, load_spec
+from exporter.spec.model import Spec
 
 SPEC_DIR = Path(tempfile.mkdtemp(prefix="kpi-fuzz-"))
 

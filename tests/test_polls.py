@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.polls import KpiPoll
-from exporter.publication import Publication
-from exporter.selfmetrics import SelfMetrics
-from exporter.spec import Spec
-from exporter.sqlite import SqliteSource
-from exporter.state import StateStore
+from exporter.collection.polls import KpiPoll
+from exporter.collection.state import StateStore
+from exporter.serving.publication import Publication
+from exporter.serving.selfmetrics import SelfMetrics
+from exporter.sources.sqlite import SqliteSource
+from exporter.spec.model import Spec
 
 EVENTS_DDL = """
 CREATE TABLE IF NOT EXISTS events (

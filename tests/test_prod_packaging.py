@@ -81,7 +81,7 @@ def test_servicemonitor_and_web_config_examples() -> None:
     assert endpoint["port"] in port_names
     assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
 
-    from exporter.webconfig import WebConfigFile
+    from exporter.serving.webconfig import WebConfigFile
 
     data = yaml.safe_load((PACKAGING / "web.yml").read_text())
     parsed = WebConfigFile.model_validate(data)

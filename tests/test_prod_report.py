@@ -23,7 +23,7 @@ from test_production import (
     wait_until,
 )
 
-from exporter.report import PrometheusApi, PrometheusError
+from exporter.generation.report import PrometheusApi, PrometheusError
 
 GAUGES = {
     "conversion_gauge": 0.97,  # target above 0.95: on target

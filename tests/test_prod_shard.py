@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_production import gauge_spec, make_values_db, sample_lines
 
-from exporter.sharding import Shard
+from exporter.runtime.sharding import Shard
 
 NAMES = [f"shard_kpi_{i:02d}" for i in range(15)]
 

@@ -384,7 +384,7 @@ def test_bad_web_config_refused_at_start(tmp_path: Path, content: str, message: 
 
 def test_bcrypt_2y_hashes_from_htpasswd_verify(tmp_path: Path) -> None:
     """htpasswd writes $2y$ hashes; exporter-toolkit accepts them, so must we."""
-    from exporter.webconfig import WebSecurity
+    from exporter.serving.webconfig import WebSecurity
 
     hashed = bcrypt_hash(PASSWORD)
     web = tmp_path / "web.yml"

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from conftest import ROOT, tool
 
-from exporter.alert_templates import render
-from exporter.loading import load_spec
-from exporter.rule_files import render_files
-from exporter.spec import Spec
+from exporter.generation.alert_templates import render
+from exporter.generation.rule_files import render_files
+from exporter.spec.loading import load_spec
+from exporter.spec.model import Spec
 
 DEMO = ROOT / "config" / "demo.yaml"
 COMMITTED = ROOT / "rules"

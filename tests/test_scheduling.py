@@ -9,8 +9,14 @@ import time
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from exporter.scheduling import MAX_JITTER, START_SPREAD, Schedule, first_run, trigger_for
-from exporter.spec import Kpi
+from exporter.collection.scheduling import (
+    MAX_JITTER,
+    START_SPREAD,
+    Schedule,
+    first_run,
+    trigger_for,
+)
+from exporter.spec.model import Kpi
 
 
 def kpi(**fields: object) -> Kpi:

@@ -24,7 +24,7 @@ import requests
 from conftest import ROOT, free_port
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import webconfig
+from exporter.serving import webconfig
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -11,11 +11,11 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.parser import text_string_to_metric_families as text_parse
 
-from exporter.publication import Publication
-from exporter.series import ResultError, Shape, render_plain
-from exporter.source import Rows
-from exporter.spec import Kpi
-from exporter.totals import Totals
+from exporter.collection.series import ResultError, Shape, render_plain
+from exporter.collection.totals import Totals
+from exporter.serving.publication import Publication
+from exporter.sources.base import Rows
+from exporter.spec.model import Kpi
 
 
 def make_kpi(**fields: Any) -> Kpi:

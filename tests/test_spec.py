@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.fields import format_duration, parse_duration
-from exporter.loading import SpecError, load_spec
-from exporter.sqlparams import placeholders, to_pyformat
+from exporter.spec.fields import format_duration, parse_duration
+from exporter.spec.loading import SpecError, load_spec
+from exporter.spec.params import placeholders, to_pyformat
 
 BASE = """\
 exporter:

@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from exporter.state import SCHEMA_VERSION, StateError, StateStore, decode_value, encode_value
-from exporter.totals import SeriesTotal
+from exporter.collection.state import (
+    SCHEMA_VERSION,
+    StateError,
+    StateStore,
+    decode_value,
+    encode_value,
+)
+from exporter.collection.totals import SeriesTotal
 
 SPEC = """\
 exporter: {{state_dir: {state}}}

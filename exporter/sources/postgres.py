@@ -15,9 +15,9 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from exporter.source import APPLICATION_NAME, QueryError, Rows, dsn_secrets, redact
-from exporter.spec import Database
-from exporter.sqlparams import to_pyformat
+from exporter.sources.base import APPLICATION_NAME, QueryError, Rows, dsn_secrets, redact
+from exporter.spec.model import Database
+from exporter.spec.params import to_pyformat
 
 _pyformat = lru_cache(maxsize=4096)(to_pyformat)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from exporter.spec import Database
+from exporter.spec.model import Database
 
 Reason = Literal["timeout", "pool", "connection", "sql", "result"]
 REASONS: tuple[Reason, ...] = ("timeout", "pool", "connection", "sql", "result")
@@ -99,9 +99,9 @@ def open_source(name: str, database: Database, pool_timeout: float) -> Source:
     """The Source for a spec database; connections are made lazily, never here."""
     dsn = resolve_dsn(database)
     if dialect_of(dsn) == "sqlite":
-        from exporter.sqlite import SqliteSource
+        from exporter.sources.sqlite import SqliteSource
 
         return SqliteSource(name, dsn, database, pool_timeout)
-    from exporter.postgres import PostgresSource
+    from exporter.sources.postgres import PostgresSource
 
     return PostgresSource(name, dsn, database, pool_timeout)

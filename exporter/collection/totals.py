@@ -12,10 +12,10 @@ from functools import reduce
 from operator import add, itemgetter
 from typing import Any
 
-from exporter.exposition import family_header, format_value
-from exporter.series import ResultError, Shape, number
-from exporter.snapshot import Snapshot
-from exporter.spec import Kpi
+from exporter.collection.series import ResultError, Shape, number
+from exporter.serving.exposition import family_header, format_value
+from exporter.serving.snapshot import Snapshot
+from exporter.spec.model import Kpi
 
 LabelKey = tuple[str, ...]
 _NUMBERS = frozenset((float, int, Decimal, bool))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Info
 
-from exporter.spec import Spec
+from exporter.spec.model import Spec
 
 
 @dataclass(frozen=True)

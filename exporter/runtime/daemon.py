@@ -9,17 +9,17 @@ from logging import INFO, WARNING
 from pathlib import Path
 from typing import Any
 
-from exporter import statuspage
-from exporter.fields import format_duration
-from exporter.loading import LoadedSpec, SpecError, load_spec
+from exporter.collection.polls import KpiPoll
+from exporter.collection.scheduling import Schedule
+from exporter.collection.state import StateStore
 from exporter.log import event
-from exporter.polls import KpiPoll
-from exporter.publication import Publication
-from exporter.scheduling import Schedule
-from exporter.selfmetrics import SelfMetrics
-from exporter.source import QueryError, Source, open_source
-from exporter.spec import Database, Kpi, Spec
-from exporter.state import StateStore
+from exporter.serving import statuspage
+from exporter.serving.publication import Publication
+from exporter.serving.selfmetrics import SelfMetrics
+from exporter.sources.base import QueryError, Source, open_source
+from exporter.spec.fields import format_duration
+from exporter.spec.loading import LoadedSpec, SpecError, load_spec
+from exporter.spec.model import Database, Kpi, Spec
 
 CANCEL_WAIT = 5.0  # seconds polls get to wind down after their queries were cancelled
 
@@ -183,7 +183,7 @@ class Daemon:
         """The rules and dashboards the running spec generates, by path (built once per spec)."""
         loaded = self.loaded
         if self._generated is None or self._generated[0] is not loaded:
-            from exporter import dashboards, rule_files
+            from exporter.generation import dashboards, rule_files
 
             files = {
                 f"rules/{name}": text

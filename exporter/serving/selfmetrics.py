@@ -20,7 +20,7 @@ from prometheus_client import generate_latest as text_latest
 from prometheus_client.openmetrics.exposition import generate_latest as om_latest
 
 from exporter import __version__
-from exporter.source import REASONS
+from exporter.sources.base import REASONS
 
 RENDER_REUSE = 1.0  # seconds a rendered body may be served again
 QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

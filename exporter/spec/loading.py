@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from exporter.spec import Loc, Spec, reference_errors
+from exporter.spec.model import Loc, Spec, reference_errors
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000  # after alias expansion: refuses YAML bombs before pydantic walks them

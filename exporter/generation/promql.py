@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from exporter.fields import format_duration
-from exporter.spec import Kpi, Ratio, Spec
+from exporter.spec.fields import format_duration
+from exporter.spec.model import Kpi, Ratio, Spec
 
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 

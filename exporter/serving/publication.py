@@ -7,8 +7,8 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from exporter.exposition import deflate_segment, gzip_from_segments
-from exporter.snapshot import Snapshot
+from exporter.serving.exposition import deflate_segment, gzip_from_segments
+from exporter.serving.snapshot import Snapshot
 
 _EOF = b"# EOF\n"
 

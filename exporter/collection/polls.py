@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from logging import INFO, WARNING
 from typing import Any
 
+from exporter.collection.series import ResultError, Shape, render_plain
+from exporter.collection.state import StateStore
+from exporter.collection.totals import Totals
 from exporter.log import event
-from exporter.selfmetrics import SelfMetrics
-from exporter.series import ResultError, Shape, render_plain
-from exporter.snapshot import Snapshot
-from exporter.source import QueryError, Reason, Rows, Source
-from exporter.spec import Kpi, Spec
-from exporter.sqlparams import placeholders
-from exporter.state import StateStore
-from exporter.totals import Totals
+from exporter.serving.selfmetrics import SelfMetrics
+from exporter.serving.snapshot import Snapshot
+from exporter.sources.base import QueryError, Reason, Rows, Source
+from exporter.spec.model import Kpi, Spec
+from exporter.spec.params import placeholders
 
 MAX_BACKOFF = 300.0
 MAX_BATCHES_PER_POLL = 1000

@@ -12,8 +12,8 @@ from typing import Any
 
 import requests
 
-from exporter.fields import format_duration
-from exporter.spec import Kpi, Ratio, Spec, Target
+from exporter.spec.fields import format_duration
+from exporter.spec.model import Kpi, Ratio, Spec, Target
 
 RANGE_POINTS = 60  # points of the range query: enough for min/avg/max, cheap for Prometheus
 QUANTILE = 0.95  # a histogram KPI is judged by its 95th percentile, as on the dashboards

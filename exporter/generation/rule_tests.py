@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from exporter import promql
-from exporter.alert_templates import render
-from exporter.promql import duration, quote
-from exporter.rules import (
+from exporter.generation import promql
+from exporter.generation.alert_templates import render
+from exporter.generation.promql import duration, quote
+from exporter.generation.rules import (
     AlertRule,
     RuleSet,
     absent_alert,
@@ -30,7 +30,7 @@ from exporter.rules import (
     threshold_alert,
     threshold_labels,
 )
-from exporter.spec import Kpi, Ratio, Spec, Threshold
+from exporter.spec.model import Kpi, Ratio, Spec, Threshold
 
 INSTANCE = "exporter:9091"
 Labels = dict[str, str]

@@ -11,7 +11,7 @@ from typing import Literal
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from exporter.fields import (
+from exporter.spec.fields import (
     CamelCaseName,
     Duration,
     Identifier,
@@ -19,7 +19,7 @@ from exporter.fields import (
     MetricName,
     format_duration,
 )
-from exporter.sqlparams import BUILTIN_PARAMS, CURSOR_PARAMS, placeholders
+from exporter.spec.params import BUILTIN_PARAMS, CURSOR_PARAMS, placeholders
 
 SELF_PREFIXES = ("kpi_exporter_", "process_", "python_")
 Severity = Literal["critical", "warning", "info"]
@@ -406,7 +406,7 @@ def reference_errors(spec: Spec) -> list[tuple[Loc, str]]:
                             f"{name!r} is not a KPI, ratio or record of this spec",
                         )
                     )
-    from exporter.rule_checks import rule_errors  # imports this module: load it late
+    from exporter.generation.rule_checks import rule_errors  # imports this module: load it late
 
     problems.extend(rule_errors(spec))
     return problems

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from exporter import promql
-from exporter.alert_templates import check as template_problem
-from exporter.rules import (
+from exporter.generation import promql
+from exporter.generation.alert_templates import check as template_problem
+from exporter.generation.rules import (
     BURN_WINDOWS,
     burn_alert_name,
     ratio_labels,
     threshold_alert_name,
 )
-from exporter.spec import Kpi, Loc, Ratio, Spec, Threshold
+from exporter.spec.model import Kpi, Loc, Ratio, Spec, Threshold
 
 MAX_ALERT_NAME = 40
 Problems = list[tuple[Loc, str]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.exposition import deflate_segment
+from exporter.serving.exposition import deflate_segment
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from exporter.spec import Kpi
+from exporter.spec.model import Kpi
 
 START_SPREAD = 2.0  # first polls are spread over up to this many seconds
 MAX_JITTER = 5.0

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from exporter.source import QueryError, Rows
-from exporter.spec import Database
+from exporter.sources.base import QueryError, Rows
+from exporter.spec.model import Database
 
 _PROGRESS_STEPS = 5_000  # VM instructions between deadline checks
 

@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 import yaml
 
-from exporter.promql import duration
-from exporter.rule_tests import build_tests
-from exporter.rules import AlertRule, RuleGroup, RuleSet, build_rules
-from exporter.spec import Spec
+from exporter.generation.promql import duration
+from exporter.generation.rule_tests import build_tests
+from exporter.generation.rules import AlertRule, RuleGroup, RuleSet, build_rules
+from exporter.spec.model import Spec
 
 Format = Literal["mixin", "prometheus-operator"]
 ALERTS_FILE = "prometheus_alerts.yaml"

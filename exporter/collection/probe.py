@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from exporter.source import QueryError, Source, open_source
-from exporter.spec import Kpi, Spec
-from exporter.sqlparams import placeholders
+from exporter.sources.base import QueryError, Source, open_source
+from exporter.spec.model import Kpi, Spec
+from exporter.spec.params import placeholders
 
 
 def expected_columns(kpi: Kpi) -> list[tuple[str, str]]:

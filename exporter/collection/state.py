@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from exporter.totals import LabelKey, SeriesTotal
+from exporter.collection.totals import LabelKey, SeriesTotal
 
 SCHEMA_VERSION = 1
 STATE_FILE = "state.db"

@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from logging import DEBUG, INFO
 from typing import Any, Protocol
 
-from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 from exporter.log import event
-from exporter.webconfig import WebConfig, WebSecurity, peer_sans
+from exporter.serving.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
+from exporter.serving.webconfig import WebConfig, WebSecurity, peer_sans
 
 REQUEST_TIMEOUT = 30.0  # a client that stalls longer loses its connection
 HANDSHAKE_TIMEOUT = 10.0

@@ -8,10 +8,10 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from exporter.exposition import escape_label_value, family_header, format_value
-from exporter.snapshot import Snapshot
-from exporter.source import Rows
-from exporter.spec import Kpi
+from exporter.serving.exposition import escape_label_value, family_header, format_value
+from exporter.serving.snapshot import Snapshot
+from exporter.sources.base import Rows
+from exporter.spec.model import Kpi
 
 
 class ResultError(Exception):

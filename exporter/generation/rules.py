@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from exporter import promql
-from exporter.promql import aggregate, duration, quote, series
-from exporter.spec import Kpi, Ratio, Severity, Slo, Spec, Threshold
+from exporter.generation import promql
+from exporter.generation.promql import aggregate, duration, quote, series
+from exporter.spec.model import Kpi, Ratio, Severity, Slo, Spec, Threshold
 
 MAX_GROUP_RULES = 20
 HEALTH_GROUP = "kpi-exporter-health"

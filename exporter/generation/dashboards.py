@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.fields import format_duration
-from exporter.promql import parse_matchers, quote, source_labels
-from exporter.rules import (
+from exporter.generation.promql import parse_matchers, quote, source_labels
+from exporter.generation.rules import (
     BURN_WINDOWS,
     budget_record,
     error_budget,
     error_ratio_record,
     ratio_labels,
 )
-from exporter.spec import Dashboard, FreeRecord, Kpi, PanelKind, Ratio, Spec, Threshold
-from exporter.spec import Target as Goal
+from exporter.spec.fields import format_duration
+from exporter.spec.model import Dashboard, FreeRecord, Kpi, PanelKind, Ratio, Spec, Threshold
+from exporter.spec.model import Target as Goal
 
 SCHEMA_VERSION = 41  # Grafana 11.6's dashboard schema; the SDK test pins the same build
 TAG = "kpi-exporter"

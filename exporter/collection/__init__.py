@@ -1,0 +1,1 @@
+"""Collection: polls turn query results into series, cursor totals and state, on a schedule."""

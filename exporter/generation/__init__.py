@@ -1,0 +1,1 @@
+"""Generation, apart from the runtime: rules, promtool tests, dashboards, reports from the spec."""

@@ -1,0 +1,1 @@
+"""The running daemon: sources, polls, schedule and publication of one spec; reload swaps them."""

@@ -1,0 +1,1 @@
+"""Serving: immutable snapshots with prebuilt bytes, their publication, self-metrics and HTTP."""

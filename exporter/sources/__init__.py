@@ -1,0 +1,1 @@
+"""Database sources: one module per engine behind the small interface in base.py."""
