@@ -592,7 +592,7 @@ class TestPanelsByType:
     @pytest.mark.parametrize("which", ["demo", "kitchen-sink"])
     def test_recording_rules_used_are_generated(self, which: str, tmp_path: Path) -> None:
         """Every recorded series a panel reads is one the rules generator records."""
-        from exporter.generation.rules import build_rules
+        from exporter.generation.rules.build import build_rules
 
         spec = demo_spec() if which == "demo" else kitchen_sink(tmp_path)
         recorded = {r.record for g in build_rules(spec).records for r in g.rules}

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from exporter.generation.promql import parse_matchers, quote, source_labels
-from exporter.generation.rules import (
+from exporter.generation.rules.ratios import ratio_labels
+from exporter.generation.rules.slo import (
     BURN_WINDOWS,
     budget_record,
     error_budget,
     error_ratio_record,
-    ratio_labels,
 )
 from exporter.spec.fields import format_duration
 from exporter.spec.model import Dashboard, FreeRecord, Kpi, PanelKind, Ratio, Spec, Threshold
@@ -629,7 +629,7 @@ def ratio_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
 
 def slo_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
     """Objective, SLI over the SLO period, error budget remaining and burn rate of a ratio,
-    from the recording rules the rules generator writes (exporter/rules.py)."""
+    from the recording rules the rules generator writes (generation/rules/slo.py)."""
     slo = ratio.slo
     assert slo is not None
     objective = slo.objective / 100

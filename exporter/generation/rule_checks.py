@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from exporter.generation import promql
 from exporter.generation.alert_templates import check as template_problem
-from exporter.generation.rules import (
-    BURN_WINDOWS,
-    burn_alert_name,
-    ratio_labels,
-    threshold_alert_name,
-)
+from exporter.generation.rules.ratios import ratio_labels
+from exporter.generation.rules.slo import BURN_WINDOWS, burn_alert_name
+from exporter.generation.rules.thresholds import threshold_alert_name
 from exporter.spec.model import Kpi, Loc, Ratio, Spec, Threshold
 
 MAX_ALERT_NAME = 40

@@ -10,7 +10,8 @@ import yaml
 
 from exporter.generation.promql import duration
 from exporter.generation.rule_tests import build_tests
-from exporter.generation.rules import AlertRule, RuleGroup, RuleSet, build_rules
+from exporter.generation.rules.build import build_rules
+from exporter.generation.rules.model import AlertRule, RuleGroup, RuleSet
 from exporter.spec.model import Spec
 
 Format = Literal["mixin", "prometheus-operator"]

@@ -12,24 +12,18 @@ from typing import Any
 from exporter.generation import promql
 from exporter.generation.alert_templates import render
 from exporter.generation.promql import duration, quote
-from exporter.generation.rules import (
-    AlertRule,
-    RuleSet,
+from exporter.generation.rules.health import health_rules
+from exporter.generation.rules.kpis import (
     absent_alert,
     anomaly_alert,
-    budget_record,
-    burn_alerts,
-    confirm_for,
-    error_budget,
     forecast_alert,
-    health_rules,
     no_increase_alert,
     no_increase_level,
-    ratio_labels,
-    ratio_threshold_alert,
-    threshold_alert,
-    threshold_labels,
 )
+from exporter.generation.rules.model import AlertRule, RuleSet, confirm_for
+from exporter.generation.rules.ratios import ratio_labels, ratio_threshold_alert
+from exporter.generation.rules.slo import budget_record, burn_alerts, error_budget
+from exporter.generation.rules.thresholds import threshold_alert, threshold_labels
 from exporter.spec.model import Kpi, Ratio, Spec, Threshold
 
 INSTANCE = "exporter:9091"

@@ -1,0 +1,115 @@
+"""The exporter's own health alerts: target absent or down, KPI failing or stale, database down."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from exporter.generation import promql
+from exporter.generation.promql import duration, quote, series
+from exporter.generation.rules.model import (
+    AlertRule,
+    alert_rule,
+    confirm_for,
+    number,
+    poll_confirm_for,
+)
+from exporter.spec.model import Kpi, Spec
+
+
+def _by_confirm(spec: Spec) -> list[tuple[float, list[Kpi]]]:
+    groups: dict[float, list[Kpi]] = {}
+    for kpi in spec.kpis:
+        groups.setdefault(poll_confirm_for(spec, kpi), []).append(kpi)
+    return sorted(groups.items())
+
+
+def _kpi_series(name: str, spec: Spec, kpis: Sequence[Kpi], split: bool) -> str:
+    text = series(name, spec)
+    if not split:
+        return text
+    alternatives = "|".join(sorted(k.name for k in kpis))
+    return text[:-1] + f", kpi=~{quote(alternatives)}" + "}"
+
+
+def health_rules(spec: Spec) -> list[AlertRule]:
+    """Absent target, target down, KPI failing or stale, database down, reload failed."""
+    sel = promql.selector(spec)
+    confirm = confirm_for(spec)
+    job_eq = [m for m in promql.parse_matchers(spec.exporter.rule_selector()) if m.name == "job"]
+    absent_labels = " of job {{ $labels.job }}" if job_eq and job_eq[0].op == "=" else ""
+    rules = [
+        alert_rule(
+            spec,
+            "KpiExporterAbsent",
+            f"absent(up{sel})",
+            max(300.0, 2 * spec.exporter.scrape_interval),
+            {"severity": "critical"},
+            "The kpi-exporter target has disappeared from Prometheus.",
+            f"Prometheus has no kpi-exporter target{absent_labels} matching {sel} to scrape.",
+        ),
+        alert_rule(
+            spec,
+            "KpiExporterDown",
+            f"up{sel} == 0",
+            confirm,
+            {"severity": "critical"},
+            "A kpi-exporter target is down.",
+            "Prometheus cannot scrape kpi-exporter {{ $labels.instance }} "
+            "of job {{ $labels.job }}.",
+        ),
+    ]
+    periods = _by_confirm(spec)
+    split = len(periods) > 1
+    for wait, kpis in periods:
+        limit = 3 * max(k.period for k in kpis)
+        rules.append(
+            alert_rule(
+                spec,
+                "KpiExporterKpiFailing",
+                _kpi_series("kpi_exporter_kpi_up", spec, kpis, split) + " == 0",
+                wait,
+                {"severity": "warning", "poll_interval": duration(min(k.period for k in kpis))},
+                "A KPI query keeps failing.",
+                "KPI {{ $labels.kpi }} on {{ $labels.instance }} has failed its polls for "
+                f"{duration(wait)}; kpi_exporter_query_errors_total says why.",
+            )
+        )
+        rules.append(
+            alert_rule(
+                spec,
+                "KpiExporterKpiStale",
+                "time() - "
+                + _kpi_series("kpi_exporter_last_success_timestamp_seconds", spec, kpis, split)
+                + f" > {number(limit)}",
+                confirm,
+                {"severity": "warning", "poll_interval": duration(max(k.period for k in kpis))},
+                "A KPI's data is stale.",
+                "KPI {{ $labels.kpi }} on {{ $labels.instance }} last succeeded "
+                "{{ $value | humanizeDuration }} ago, more than three poll intervals "
+                f"({duration(limit)}).",
+            )
+        )
+    rules.append(
+        alert_rule(
+            spec,
+            "KpiExporterDatabaseDown",
+            f"kpi_exporter_database_up{sel} == 0",
+            confirm,
+            {"severity": "critical"},
+            "A database polled by kpi-exporter is unreachable.",
+            "Database {{ $labels.database }} is down for kpi-exporter {{ $labels.instance }}.",
+        )
+    )
+    rules.append(
+        alert_rule(
+            spec,
+            "KpiExporterReloadFailed",
+            f"kpi_exporter_config_last_reload_successful{sel} == 0",
+            confirm,
+            {"severity": "warning"},
+            "The last kpi-exporter configuration reload failed.",
+            "kpi-exporter {{ $labels.instance }} could not reload its spec; "
+            "it keeps running the previous one.",
+        )
+    )
+    return rules

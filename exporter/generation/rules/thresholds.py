@@ -1,0 +1,89 @@
+"""Threshold alerts on a KPI's value, rate or increase, and their names and wording."""
+
+from __future__ import annotations
+
+from exporter.generation import promql
+from exporter.generation.promql import aggregate, duration, series
+from exporter.generation.rules.model import AlertRule, alert_rule, capital, label_list, number
+from exporter.spec.model import Kpi, Spec, Threshold
+
+
+def threshold_labels(spec: Spec, kpi: Kpi, threshold: Threshold) -> list[str]:
+    """The labels a threshold alert's series keep after its aggregation."""
+    source = promql.source_labels(spec, kpi)
+    if threshold.by is not None:
+        return list(threshold.by)
+    if threshold.aggregate is not None:
+        return [name for name in source if name != "instance"]
+    return source
+
+
+def threshold_value(spec: Spec, kpi: Kpi, threshold: Threshold) -> str:
+    """The PromQL a KPI threshold compares: raw, rate or increase, then aggregated."""
+    selected = series(spec.metric_name(kpi), spec, threshold.matchers)
+    if threshold.rate is not None:
+        expr = f"rate({selected}[{duration(threshold.rate)}])"
+    elif threshold.increase is not None:
+        expr = f"increase({selected}[{duration(threshold.increase)}])"
+    else:
+        expr = selected
+    op = threshold.aggregate
+    if op is None and threshold.by is not None:
+        op = "sum" if kpi.type == "counter" else "max"
+    if op is not None:
+        expr = aggregate(op, expr, by=threshold.by, without=threshold.by is None)
+    return expr
+
+
+def comparison(threshold: Threshold) -> tuple[str, float, str]:
+    if threshold.above is not None:
+        return ">", threshold.above, "above"
+    assert threshold.below is not None
+    return "<", threshold.below, "below"
+
+
+def value_format(unit: str) -> tuple[str, str]:
+    """(template of $value, unit words) for a KPI unit."""
+    if unit == "seconds":
+        return "{{ $value | humanizeDuration }}", " seconds"
+    if unit == "ratio":
+        return "{{ $value | humanizePercentage }}", ""
+    if unit:
+        return f"{{{{ $value | humanize }}}} {unit}", f" {unit}"
+    return "{{ $value | humanize }}", ""
+
+
+def threshold_alert_name(kpi_name: str, threshold: Threshold) -> str:
+    """The given name, else `<Kpi>[Rate|Increase]High|Low`."""
+    if threshold.name:
+        return threshold.name
+    kind = "Rate" if threshold.rate else "Increase" if threshold.increase else ""
+    return promql.camel(kpi_name) + kind + ("High" if threshold.above is not None else "Low")
+
+
+def threshold_alert(spec: Spec, kpi: Kpi, threshold: Threshold) -> AlertRule:
+    op, bound, side = comparison(threshold)
+    subject = promql.words(kpi.name)
+    value, unit = value_format(kpi.unit)
+    if threshold.rate is not None:
+        subject = f"the per-second rate of {subject}"
+        value, unit = "{{ $value | humanize }}/s", " per second"
+    elif threshold.increase is not None:
+        subject = f"the increase of {subject} over {duration(threshold.increase)}"
+    if threshold.matchers:
+        subject += " with " + ", ".join(f"{k}={v}" for k, v in sorted(threshold.matchers.items()))
+    name = threshold_alert_name(kpi.name, threshold)
+    summary = threshold.summary or f"{capital(subject)} is {side} {number(bound)}{unit}."
+    description = threshold.description or (
+        f"{capital(subject)} is {value}, {side} the {threshold.severity} threshold of "
+        f"{number(bound)}{unit}{label_list(threshold_labels(spec, kpi, threshold))}."
+    )
+    return alert_rule(
+        spec,
+        name,
+        f"{threshold_value(spec, kpi, threshold)} {op} {number(bound)}",
+        threshold.for_,
+        {"severity": threshold.severity, "kpi": kpi.name},
+        summary,
+        description,
+    )
