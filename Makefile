@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck security check-generated generate bench soak audit clean system-deps
+.PHONY: run test test-fast lint typecheck security check-generated generate bench soak audit clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,13 @@ typecheck: $(STAMP)
 security: $(STAMP)
 	$(BIN)/bandit -q -c pyproject.toml -r exporter
 
+# Every tier (tests/unit, tests/integration, tests/system) after the static checks: what CI runs.
 test: $(STAMP) system-deps lint typecheck security
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
+
+# While coding: the unit and integration tiers, no subprocesses, Prometheus or browsers.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -ra tests/unit tests/integration $(PYTEST_ARGS)
 
 generate: $(STAMP)
 	$(BIN)/kpi-exporter generate rules -c config/demo.yaml -o rules

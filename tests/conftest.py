@@ -1,4 +1,7 @@
-"""Shared fixtures: PostgreSQL schemas, tool lookup, free ports, running exporters."""
+"""Shared fixtures: test tiers, PostgreSQL schemas, tool lookup, free ports, running exporters.
+
+Tiers come from the folder a test lives in (tests/unit, tests/integration, tests/system); the
+hook below marks each test with its folder's name, so `pytest -m unit` selects a tier."""
 
 from __future__ import annotations
 
@@ -16,10 +19,24 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from support.dashboards import demo_spec, kitchen_sink
+
+from exporter.generation.dashboards import boards, render_board
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
+TIERS = ("unit", "integration", "system")
 POSTGRES_DSN = os.environ.get("KPI_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its tier, the name of the folder under tests/ that holds it."""
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        tier = item.path.resolve().relative_to(tests).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in tests/{{{','.join(TIERS)}}}/")
+        item.add_marker(tier)
 
 
 def need(condition: bool, reason: str) -> None:
@@ -226,3 +243,10 @@ def run_exporter() -> Iterator:
     yield start
     for exporter in started:
         exporter.stop()
+
+
+@pytest.fixture(params=["demo", "kitchen-sink"])
+def rendered(request: pytest.FixtureRequest, tmp_path: Path) -> list[dict[str, Any]]:
+    """Every dashboard generated from the demo spec, then from the kitchen-sink spec."""
+    spec = demo_spec() if request.param == "demo" else kitchen_sink(tmp_path)
+    return [render_board(board) for board in boards(spec)]

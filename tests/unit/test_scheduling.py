@@ -1,28 +1,19 @@
-"""Schedules: triggers, jitter, spread start, and no overlapping runs of one KPI."""
+"""Schedule triggers: interval jitter bounds, cron, spread and stable first runs."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from support.kpis import kpi
 
 from exporter.collection.scheduling import (
     MAX_JITTER,
     START_SPREAD,
-    Schedule,
     first_run,
     trigger_for,
 )
-from exporter.spec.model import Kpi
-
-
-def kpi(**fields: object) -> Kpi:
-    base: dict[str, object] = {"name": "k", "type": "gauge", "database": "app", "query": "SELECT 1"}
-    base.update(fields)
-    return Kpi.model_validate(base)
 
 
 class TestTriggers:
@@ -49,33 +40,3 @@ class TestTriggers:
         assert len(offsets) > 25 and all(0 <= o < START_SPREAD for o in offsets)
         again = first_run(kpi(name="kpi_7", interval="30s"), now)
         assert again == first_run(kpi(name="kpi_7", interval="30s"), now)
-
-
-class TestSchedule:
-    def test_a_slow_poll_never_overlaps_itself(self) -> None:
-        running = 0
-        most = 0
-        runs = 0
-        lock = threading.Lock()
-
-        def slow() -> None:
-            nonlocal running, most, runs
-            with lock:
-                running += 1
-                runs += 1
-                most = max(most, running)
-            time.sleep(0.5)  # five times its interval
-            with lock:
-                running -= 1
-
-        schedule = Schedule()
-        executor = schedule.executor("app", workers=4)
-        schedule.add(kpi(name="slow", interval="100ms"), slow, executor)
-        schedule.start()
-        try:
-            deadline = time.monotonic() + 20
-            while runs < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
-        finally:
-            schedule.stop(wait=True)
-        assert runs >= 3 and most == 1

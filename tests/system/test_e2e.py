@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import ROOT
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.parser import text_string_to_metric_families as text_parse
 
@@ -25,7 +26,6 @@ from exporter.spec.loading import load_spec
 from exporter.spec.model import Kpi
 from exporter.spec.params import placeholders, to_pyformat
 
-ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
     "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import bcrypt
 import yaml
 from conftest import ROOT, free_port, need, tool
 from test_production import gauge_spec, make_values_db
@@ -68,25 +67,6 @@ def test_systemd_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
         if "kpi-exporter.service" in line
     ]
     assert problems == [], problems
-
-
-def test_servicemonitor_and_web_config_examples() -> None:
-    service, monitor = yaml.safe_load_all(
-        (PACKAGING / "kubernetes/servicemonitor.yaml").read_text()
-    )
-    assert (service["kind"], monitor["kind"]) == ("Service", "ServiceMonitor")
-    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    port_names = {p["name"] for p in service["spec"]["ports"]}
-    (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["port"] in port_names
-    assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
-
-    from exporter.serving.webconfig import WebConfigFile
-
-    data = yaml.safe_load((PACKAGING / "web.yml").read_text())
-    parsed = WebConfigFile.model_validate(data)
-    hashed = parsed.basic_auth_users["prometheus"].get_secret_value().encode()
-    assert bcrypt.checkpw(b"change me", hashed)
 
 
 def test_dockerfile_healthcheck_command_probes_health(run_exporter, tmp_path: Path) -> None:

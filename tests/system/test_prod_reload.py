@@ -140,7 +140,6 @@ MONOTONIC = [
 ]
 
 
-@pytest.mark.slow
 def test_200_reloads_leak_nothing_and_keep_counters_monotonic(
     run_exporter, reload_role, postgres_dsn, tmp_path
 ) -> None:

@@ -1,24 +1,20 @@
-"""Bad input, fuzzed: spec files that must always be refused cleanly, and query results whose
-exposition must always parse (prometheus-client's parsers and `promtool check metrics`)."""
+"""Bad input, fuzzed in-process: spec texts and structures refused cleanly, and query results
+whose exposition must always parse (prometheus-client's parsers)."""
 
 from __future__ import annotations
 
 import math
-import resource
-import subprocess
-import sys
 import tempfile
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.parser import text_string_to_metric_families as text_parse
+from support.fuzzing import NASTY, SPECS, result_rows
 
 from exporter.collection.polls import KpiPoll
 from exporter.collection.series import ResultError, label_text, render_plain
@@ -26,9 +22,9 @@ from exporter.serving.selfmetrics import SelfMetrics
 from exporter.serving.snapshot import Snapshot
 from exporter.sources.base import QueryError, Rows
 from exporter.spec.loading import LoadedSpec, SpecError, load_spec
-from exporter.spec.model import Spec
 
 SPEC_DIR = Path(tempfile.mkdtemp(prefix="kpi-fuzz-"))
+
 
 VALID = {
     "exporter": {"labels": {"service": "fuzz"}, "namespace": "biz"},
@@ -73,8 +69,6 @@ def load_text(text: str | bytes, name: str = "spec.yaml") -> LoadedSpec | SpecEr
         return exc
 
 
-# -- the spec loader -----------------------------------------------------------------------------
-
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -83,6 +77,8 @@ scalars = st.one_of(
     st.text(max_size=30),
     st.sampled_from(["30s", "0s", "-1s", "1d", "5m", "le", "__x", "a b", "${NOPE}", "$$", "*"]),
 )
+
+
 trees = st.recursive(
     scalars,
     lambda children: st.one_of(
@@ -140,118 +136,11 @@ def test_mutated_valid_specs_are_refused_with_a_location(mutations: list[Any]) -
         assert all(p.message for p in result.problems)
 
 
-NASTY = {
-    "billion_laughs": "\n".join(
-        [
-            'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
-            *(
-                f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]"
-                for p, n in zip("abcdefgh", "bcdefghi", strict=True)
-            ),
-        ]
-    ),
-    "recursive_alias": "a: &a [*a]\n",
-    "python_object": "exporter: !!python/object/apply:os.system ['touch /tmp/kpi-fuzz-pwned']\n",
-    "python_name": "kpis: !!python/name:os.system\n",
-    "deep_flow_list": "[" * 20_000 + "]" * 20_000,
-    "deep_flow_map": "{a: " * 5_000 + "1" + "}" * 5_000,
-    "deep_block": "".join(" " * i + "a:\n" for i in range(3_000)) + " " * 3_000 + "b: 1\n",
-    "huge_string": "exporter:\n  port: " + "x" * 3_000_000 + "\n",
-    "huge_key": "x" * 1_000_000 + ": 1\n",
-    "too_large_file": "# " + "x" * (5 * 1024 * 1024) + "\n",
-    "binary": "\x00\xff\xfe garbage \x1b[31m",
-    "many_documents": "a: 1\n---\nb: 2\n",
-    "not_a_mapping": "- 1\n- 2\n",
-    "tab_indent": "exporter:\n\tport: 1\n",
-    "huge_int": "exporter:\n  port: " + "9" * 5000 + "\n",
-    "merge_bomb": "\n".join(
-        ["a: &a {x: 1, y: 2}"] + [f"k{n}: &k{n} {{<<: [*a], z{n}: {n}}}" for n in range(200)]
-    ),
-}
-
-
 @pytest.mark.parametrize("name", sorted(NASTY))
 def test_nasty_specs_are_refused_in_process(name: str) -> None:
     result = load_text(NASTY[name], f"{name}.yaml")
     assert isinstance(result, SpecError), f"{name} was accepted"
     assert not Path("/tmp/kpi-fuzz-pwned").exists()
-
-
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (1024 * 1024 * 1024, 1024 * 1024 * 1024))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "name", ["billion_laughs", "python_object", "deep_flow_list", "deep_block", "huge_string"]
-)
-def test_check_command_exits_2_without_traceback(name: str, tmp_path: Path) -> None:
-    """The CLI: exit 2 with a message, no traceback, within 60 s and 1 GiB of address space."""
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(NASTY[name])
-    done = subprocess.run(
-        [sys.executable, "-m", "exporter.cli", "check", "-c", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        preexec_fn=_limit_memory,
-    )
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr + done.stdout
-    assert str(path) in done.stderr
-    assert not Path("/tmp/kpi-fuzz-pwned").exists()
-
-
-# -- query results -------------------------------------------------------------------------------
-
-label_cells = st.one_of(
-    st.none(),
-    st.text(max_size=40),
-    st.sampled_from(['"', "\\", "\n", '\\n"', "\x00", "\ud800", "é", "}", '{a="b"}', " "]),
-    st.binary(max_size=20),  # invalid UTF-8 from bytea / BLOB columns
-    st.integers(),
-    st.floats(allow_nan=True),
-    st.decimals(allow_nan=True),
-    st.booleans(),
-    st.just("x" * 65536),
-)
-value_cells = st.one_of(
-    st.none(),
-    st.integers(),
-    st.integers(min_value=2**1000, max_value=2**1100),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.decimals(allow_nan=True, allow_infinity=True),
-    st.booleans(),
-    st.text(max_size=10),
-    st.binary(max_size=4),
-    st.sampled_from([Decimal("sNaN"), Decimal("-1e400"), 10**400, -(10**400), "1.5"]),
-)
-result_rows = st.lists(st.tuples(label_cells, label_cells, value_cells), max_size=8)
-
-
-def _spec(kind: str) -> Spec:
-    name = "fuzz_total" if kind == "counter" else "fuzz_value"
-    return Spec.model_validate(
-        {
-            "exporter": {"labels": {"service": 'quo"te\\'}},
-            "databases": {"app": {"dsn": "sqlite:///unused.db"}},
-            "kpis": [
-                {
-                    "name": name,
-                    "help": 'Fuzzed "help" with a \\ backslash\nand a newline',
-                    "type": kind,
-                    "database": "app",
-                    "interval": "1m",
-                    "query": "SELECT a, b, value FROM t",
-                    "labels": ["a", "b"],
-                }
-            ],
-        }
-    )
-
-
-SPECS = {kind: _spec(kind) for kind in ("gauge", "counter")}
 
 
 class RowsSource:
@@ -320,27 +209,6 @@ def test_fuzzed_results_parse_or_are_refused_and_counted(kind: str, rows: list[A
     nulls = sum(1 for row in rows if row[2] is None)
     assert counted == (1 if nulls else 0)  # skipped NULL values are counted too
     _check_parses(published[0], rows, kpi.name)
-
-
-@pytest.mark.promtool
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(["gauge", "counter"]), result_rows)
-def test_fuzzed_results_pass_promtool_check_metrics(kind: str, rows: list[Any]) -> None:
-    promtool = tool("promtool")
-    spec = SPECS[kind]
-    kpi = spec.kpis[0]
-    try:
-        snapshot, _ = render_plain(
-            kpi, kpi.name, dict(spec.exporter.labels), Rows(("a", "b", "value"), rows), 0
-        )
-    except ResultError:
-        return
-    done = subprocess.run(
-        [promtool, "check", "metrics"], input=snapshot.text, capture_output=True, timeout=30
-    )
-    # promtool exits 1 when the text does not parse, 3 for lint advice only
-    assert b"error while linting" not in done.stderr, done.stderr.decode(errors="replace")
-    assert done.returncode == 0, (done.stdout + done.stderr).decode(errors="replace")
 
 
 def test_query_error_reasons_are_never_result() -> None:

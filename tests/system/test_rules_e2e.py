@@ -6,15 +6,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 import yaml
 from conftest import ROOT, RunningPrometheus
 
 RULES = ROOT / "rules"
 BROKEN_ALERTS = {"KpiExporterKpiFailing", "KpiExporterDatabaseDown", "KpiExporterKpiStale"}
-
-pytestmark = pytest.mark.slow
 
 
 def _wait(what: str, check: Any, timeout: float, prometheus: RunningPrometheus) -> Any:

@@ -4,7 +4,6 @@ an unreachable server and a revoked login; every KPI recovers and cursor totals 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import re
 import socket
@@ -20,18 +19,10 @@ import requests
 from conftest import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collection.polls import MAX_BACKOFF, KpiPoll
-from exporter.collection.scheduling import trigger_for
-from exporter.serving.selfmetrics import SelfMetrics
-from exporter.sources.base import QueryError, Rows
-from exporter.spec.model import Spec
+pytestmark = pytest.mark.postgres
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-# -- helpers -----------------------------------------------------------------------------------
 
 
 def scrape(url: str) -> Samples:
@@ -193,9 +184,6 @@ def admin(postgres_dsn: str) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-# -- killed backends ---------------------------------------------------------------------------
-
-
 def test_backends_killed_fifty_times(
     pg_schema: tuple[str, str], run_exporter: Any, admin: psycopg.Connection, tmp_path: Path
 ) -> None:
@@ -275,9 +263,6 @@ def test_backends_killed_fifty_times(
     )
 
 
-# -- timeouts ----------------------------------------------------------------------------------
-
-
 def test_timeout_is_cancelled_on_the_server_and_the_connection_reused(
     pg_schema: tuple[str, str], run_exporter: Any, admin: psycopg.Connection, tmp_path: Path
 ) -> None:
@@ -324,9 +309,6 @@ def test_timeout_is_cancelled_on_the_server_and_the_connection_reused(
     assert errors(samples, "fault_slow", "sql") == 0
     assert value(samples, "kpi_exporter_kpi_up", kpi="fault_slow") == 0
     print(f"\nlongest server-side run {longest:.3f}s for a 1s timeout over {len(seen)} polls")
-
-
-# -- lock contention ---------------------------------------------------------------------------
 
 
 def test_locked_table_times_out_one_kpi_and_the_others_keep_their_schedule(
@@ -391,9 +373,6 @@ def test_locked_table_times_out_one_kpi_and_the_others_keep_their_schedule(
     print(f"\nlock held {held:.1f}s; other KPIs polled {[len(s) for s in stamps.values()]} times")
 
 
-# -- pool exhaustion ---------------------------------------------------------------------------
-
-
 def test_pool_exhaustion_is_bounded_counted_and_scrapes_stay_fast(
     pg_schema: tuple[str, str], run_exporter: Any, tmp_path: Path
 ) -> None:
@@ -443,9 +422,6 @@ def test_pool_exhaustion_is_bounded_counted_and_scrapes_stay_fast(
         f"{latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms "
         "while the pool was exhausted"
     )
-
-
-# -- unreachable server ------------------------------------------------------------------------
 
 
 class TcpProxy:
@@ -615,74 +591,3 @@ def test_revoked_login_then_restored(
         admin.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM {role}')
         admin.execute(f'REVOKE ALL ON SCHEMA "{schema}" FROM {role}')
         admin.execute(f"DROP ROLE {role}")
-
-
-# -- backoff -----------------------------------------------------------------------------------
-
-
-class _DownSource:
-    """A source whose database is always unreachable."""
-
-    name = "pg"
-    dialect = "postgresql"
-
-    def query(self, sql: str, params: Any, timeout: float) -> Rows:
-        raise QueryError("connection", "connection refused")
-
-    def close(self) -> None:
-        pass
-
-
-def test_retry_backoff_grows_and_is_capped() -> None:
-    spec = Spec.model_validate(
-        {
-            "databases": {"pg": {"dsn": "postgresql://x@127.0.0.1:1/x"}},
-            "kpis": [
-                {
-                    "name": "fault_down",
-                    "type": "gauge",
-                    "database": "pg",
-                    "interval": "30s",
-                    "query": "SELECT 1 AS value",
-                }
-            ],
-        }
-    )
-    metrics = SelfMetrics()
-    poll = KpiPoll(spec, spec.kpis[0], _DownSource(), metrics, lambda snapshot: None)
-    waits = []
-    for _ in range(1100):  # days of outage: 2**failures must not overflow a float
-        assert poll.run(force=True) is False
-        assert poll.status.last_run is not None
-        waits.append(poll.status.retry_at - poll.status.last_run)
-    assert waits[0] == 0  # the first failure retries on the next scheduled poll
-    assert waits[1:6] == sorted(waits[1:6]) and waits[5] > waits[1]
-    assert max(waits) == MAX_BACKOFF  # capped, never disabled
-    assert metrics.database_up.labels("pg")._value.get() == 0
-    counted = metrics.query_errors.labels("fault_down", "pg", "connection")._value.get()
-    assert counted == 1100
-
-
-# -- schedule ----------------------------------------------------------------------------------
-
-
-def test_interval_jitter_does_not_accumulate() -> None:
-    """Run k of a 1 s KPI is due within [start + k, start + k + jitter]: the soak found
-    APScheduler's jitter stacking up (every 1.05 s on average, 5% of the polls lost)."""
-    spec = Spec.model_validate(
-        {
-            "databases": {"pg": {"dsn": "postgresql://x@127.0.0.1:1/x"}},
-            "kpis": [
-                {"name": "k", "type": "gauge", "database": "pg", "interval": "1s", "query": "x"}
-            ],
-        }
-    )
-    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    trigger = trigger_for(spec.kpis[0], start)
-    due: dt.datetime | None = start
-    for k in range(1, 3001):
-        assert due is not None
-        due = trigger.get_next_fire_time(due, due)
-        assert due is not None
-        offset = (due - start).total_seconds() - k
-        assert 0 <= offset <= 0.1 + 1e-6, f"run {k} is {offset:.3f}s off its slot"

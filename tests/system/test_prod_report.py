@@ -93,7 +93,6 @@ def _report(spec: Path, url: str, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.mark.slow
 def test_prometheus_scrapes_through_tls_and_auth_and_report_reads_it(
     run_exporter, run_prometheus, tmp_path: Path
 ) -> None:

@@ -23,8 +23,6 @@ SCRAPE = "1s"
 RATE_INTERVAL = "20s"
 WAIT = 300.0  # generous: the machine is shared; the loop ends as soon as all answer
 
-pytestmark = pytest.mark.slow
-
 
 def prometheus_config(job: str, target: str) -> dict[str, Any]:
     config: dict[str, Any] = {

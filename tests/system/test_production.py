@@ -5,7 +5,6 @@ Also holds the small builders the other test_prod_* files share (certificates, s
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import ipaddress
 import socket
@@ -20,17 +19,12 @@ import bcrypt
 import pytest
 import requests
 from conftest import ROOT, exporter_command, free_port
-
-cryptography = pytest.importorskip("cryptography", reason="dev extra 'cryptography' needed")
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 PASSWORD = "correct horse battery staple"
-
-
-# -- builders shared by the test_prod_* files -------------------------------------------------
 
 
 class Pki(NamedTuple):
@@ -181,9 +175,6 @@ def wait_until(check, timeout: float, what: str, every: float = 0.2):  # type: i
             return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-# -- TLS and basic auth -----------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -380,22 +371,3 @@ def test_bad_web_config_refused_at_start(tmp_path: Path, content: str, message: 
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "plaintext" not in result.stderr
-
-
-def test_bcrypt_2y_hashes_from_htpasswd_verify(tmp_path: Path) -> None:
-    """htpasswd writes $2y$ hashes; exporter-toolkit accepts them, so must we."""
-    from exporter.serving.webconfig import WebSecurity
-
-    hashed = bcrypt_hash(PASSWORD)
-    web = tmp_path / "web.yml"
-    web.write_text(f"basic_auth_users:\n  alice: '$2y${hashed[4:]}'\n")
-    security = WebSecurity(web)
-    config = security.current()
-    assert config.tls is None
-    good = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
-    bad = "Basic " + base64.b64encode(b"alice:nope").decode()
-    assert security.authorized(config, good)
-    assert security.authorized(config, good)  # second time from the cache
-    assert not security.authorized(config, bad)
-    assert not security.authorized(config, "Basic !!!")
-    assert not security.authorized(config, None)

@@ -7,7 +7,6 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 from conftest import need
 from test_production import gauge_spec, make_values_db
 
@@ -64,7 +63,6 @@ def _chromium() -> str:
     return path
 
 
-@pytest.mark.slow
 def test_status_page_in_a_real_browser_shows_the_failing_kpi(run_exporter, tmp_path: Path):
     browser = _chromium()
     db = tmp_path / "values.db"

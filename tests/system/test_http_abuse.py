@@ -15,8 +15,6 @@ import pytest
 import requests
 from conftest import RunningExporter
 
-pytestmark = pytest.mark.slow
-
 SERIES = 20_000  # a body of about 1 MiB, larger than socket buffers
 
 

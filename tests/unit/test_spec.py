@@ -1,55 +1,22 @@
-"""Spec loading and validation: every error class names file, line, field and KPI."""
+"""Spec loading and validation in-process: durations, placeholders, merging, and every error
+class naming file, line, field and KPI."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from support.specs import BASE, kpi, write
 
 from exporter.spec.fields import format_duration, parse_duration
 from exporter.spec.loading import SpecError, load_spec
 from exporter.spec.params import placeholders, to_pyformat
-
-BASE = """\
-exporter:
-  labels: {service: billing}
-databases:
-  app:
-    dsn: sqlite:///app.db
-kpis:
-  - name: active_users
-    type: gauge
-    database: app
-    interval: 30s
-    query: SELECT count(*) AS value FROM sessions
-"""
-
-
-def write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(SpecError) as caught:
         load_spec([write(tmp_path, text)], env=env or {})
     return [str(p) for p in caught.value.problems]
-
-
-def kpi(extra: str, name: str = "bad_kpi", kind: str = "gauge", query: str | None = None) -> str:
-    body = f"""\
-  - name: {name}
-    type: {kind}
-    database: app
-    interval: 30s
-    query: {query or "SELECT 1 AS value"}
-"""
-    return BASE + body + textwrap.indent(textwrap.dedent(extra), "    ")
 
 
 class TestDurations:
@@ -213,40 +180,3 @@ class TestCheckErrors:
             lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]")
         found = problems(tmp_path, "\n".join(lines) + "\n")
         assert "expands to more than" in found[0]
-
-
-class TestCli:
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "exporter.cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    def test_check_ok(self, tmp_path: Path) -> None:
-        result = self.run("check", "-c", str(write(tmp_path, BASE)))
-        assert result.returncode == 0, result.stderr
-        assert "ok: 1 KPIs" in result.stdout
-
-    def test_check_exits_2_with_every_problem(self, tmp_path: Path) -> None:
-        path = write(tmp_path, kpi("labels: [le]\nunknown: 1"))
-        result = self.run("check", "-c", str(path))
-        assert result.returncode == 2
-        assert f"{path}:17: kpis[1].labels[0]: 'le' is a reserved label name" in result.stderr
-        assert f"{path}:18: kpis[1].unknown: unknown key 'unknown'" in result.stderr
-        assert "Traceback" not in result.stderr
-
-    def test_run_with_bad_spec_exits_2_before_listening(self, tmp_path: Path) -> None:
-        result = self.run(
-            "run", "-c", str(write(tmp_path, kpi("labels: [le]"))), "--listen", "127.0.0.1:1"
-        )
-        assert result.returncode == 2
-        assert "reserved label name" in result.stderr
-
-    def test_schema_is_json_schema(self) -> None:
-        result = self.run("schema")
-        schema = json.loads(result.stdout)
-        assert "kpis" in schema["properties"]
-        assert "Kpi" in schema["$defs"]

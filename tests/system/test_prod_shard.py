@@ -5,29 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
+from support.sharding import NAMES, sha_owner
 from test_production import gauge_spec, make_values_db, sample_lines
-
-from exporter.runtime.sharding import Shard
-
-NAMES = [f"shard_kpi_{i:02d}" for i in range(15)]
-
-
-def test_shard_parse_and_stable_assignment() -> None:
-    assert Shard.parse("1/3") == Shard(1, 3)
-    for bad in ("3/3", "1", "a/b", "-1/3", "0/0"):
-        with pytest.raises(ValueError):
-            Shard.parse(bad)
-    # the hash is a property of the name alone: fixed values, whatever the process
-    owners = [next(i for i in range(3) if Shard(i, 3).owns(n)) for n in NAMES]
-    assert owners == [_sha_owner(n, 3) for n in NAMES]
-    assert all(sum(Shard(i, 3).owns(n) for i in range(3)) == 1 for n in NAMES)
-
-
-def _sha_owner(name: str, count: int) -> int:
-    import hashlib
-
-    return int(hashlib.sha256(name.encode()).hexdigest()[:16], 16) % count
 
 
 def _kpi_series(body: str) -> set[str]:
@@ -56,7 +35,7 @@ def test_three_shards_publish_exactly_one_replicas_series(run_exporter, tmp_path
         assert f'kpi_exporter_shard_info{{shard="{index}",shards="3"}} 1.0' in body
         series = _kpi_series(body)
         names = set(re.findall(r"^(shard_kpi_\d+)", "\n".join(sorted(series)), re.MULTILINE))
-        assert names == {n for n in NAMES if _sha_owner(n, 3) == index}
+        assert names == {n for n in NAMES if sha_owner(n, 3) == index}
         parts.append(series)
     assert sum(1 for p in parts if p) >= 2, "the names should spread over the shards"
     assert set().union(*parts) == expected

@@ -1,25 +1,14 @@
-"""The state file: round trips, refusal of corrupt or newer files, and the `state` commands."""
+"""The `state` commands as subprocesses: show, reset, removed KPIs, corrupt files."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sqlite3
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-from exporter.collection.state import (
-    SCHEMA_VERSION,
-    StateError,
-    StateStore,
-    decode_value,
-    encode_value,
-)
-from exporter.collection.totals import SeriesTotal
 
 SPEC = """\
 exporter: {{state_dir: {state}}}
@@ -44,55 +33,6 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
-
-
-class TestCursorValues:
-    @pytest.mark.parametrize(
-        "value",
-        [
-            0,
-            2**62,
-            1.5,
-            Decimal("12.3400"),
-            "abc",
-            None,
-            dt.datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=dt.UTC),
-            dt.date(2026, 1, 2),
-        ],
-    )
-    def test_round_trip_keeps_type(self, value: object) -> None:
-        back = decode_value(encode_value(value))
-        assert back == value and type(back) is type(value)
-
-
-class TestStateStore:
-    def test_save_load_reset(self, tmp_path: Path) -> None:
-        store = StateStore(tmp_path)
-        series = {("a",): SeriesTotal(10.0, 3.0, 2, [1, 1, 0])}
-        store.save("k", "fp", 41, 7, 2, series)
-        state = store.load("k")
-        assert state is not None
-        assert (state.fingerprint, state.cursor, state.tiebreak, state.rows) == ("fp", 41, 7, 2)
-        assert state.series == series
-        assert store.keep_only(["other"]) == ["k"]
-        assert store.load("k") is None
-        store.close()
-
-    def test_newer_version_is_refused(self, tmp_path: Path) -> None:
-        StateStore(tmp_path).close()
-        conn = sqlite3.connect(tmp_path / "state.db")
-        conn.execute(
-            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
-        )
-        conn.commit()
-        conn.close()
-        with pytest.raises(StateError, match="from a newer kpi-exporter"):
-            StateStore(tmp_path)
-
-    def test_corrupt_file_is_refused(self, tmp_path: Path) -> None:
-        (tmp_path / "state.db").write_bytes(b"this is not a database" * 100)
-        with pytest.raises(StateError, match="unusable"):
-            StateStore(tmp_path)
 
 
 class TestStateCommands:

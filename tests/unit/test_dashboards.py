@@ -1,25 +1,20 @@
-"""Generated Grafana dashboards: panels by KPI type, the dashboard linter's rules, promtool, the
-Grafana SDK decoder, the committed demo files, and `dashboards push` against a fake Grafana."""
+"""Generated Grafana dashboards: panels by KPI type, the dashboard linter's rules, the Grafana
+SDK decoder and the committed demo files."""
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
 import textwrap
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
-from conftest import ROOT, free_port, tool
+from conftest import ROOT
+from support.dashboards import KITCHEN_SINK, demo_spec, kitchen_sink, panels_of
 
-from exporter.cli import main
 from exporter.generation.dashboards import (
     SCHEMA_VERSION,
     Bound,
@@ -33,202 +28,7 @@ from exporter.generation.dashboards import (
     steps_for,
     write,
 )
-from exporter.spec.loading import load_spec
-from exporter.spec.model import FreeRecord, Spec
-
-DEMO = ROOT / "config" / "demo.yaml"
-
-# Every panel kind, namespace and constant labels, alert matchers with a quote, an increase
-# threshold, targets in both directions, an SLO, and KPIs that no dashboard lists.
-KITCHEN_SINK = """\
-exporter:
-  namespace: shop
-  labels: {service: billing, team: payments}
-databases:
-  app:
-    dsn: sqlite:///app.db
-kpis:
-  - name: queue_depth
-    help: Jobs waiting, by queue
-    type: gauge
-    database: app
-    interval: 30s
-    query: SELECT queue, 1 AS value FROM jobs
-    labels: [queue]
-    alerts:
-      - {severity: warning, above: 100}
-      - {severity: critical, above: 500}
-    target: {value: 50, direction: below}
-  - name: pending_refunds
-    type: gauge
-    database: app
-    interval: 30s
-    query: SELECT region, 1 AS value FROM refunds
-    labels: [region]
-    panel: table
-  - name: cart_size
-    type: gauge
-    database: app
-    interval: 30s
-    query: SELECT 1 AS value
-    panel: heatmap
-  - name: conversion_ratio_now
-    type: gauge
-    database: app
-    interval: 30s
-    unit: ratio
-    query: SELECT 0.5 AS value
-    panel: timeseries
-    alerts: [{severity: critical, below: 0.2}]
-  - name: orders_total
-    help: Orders placed.
-    type: counter
-    database: app
-    interval: 30s
-    query: SELECT status, 1 AS value FROM orders
-    labels: [status]
-    alerts:
-      - {severity: warning, rate: 5m, above: 10}
-      - {severity: critical, rate: 5m, above: 1, matchers: {status: 'fai"led'}}
-      - {severity: critical, increase: 10m, above: 60}
-    target: {value: 2, direction: above}
-    panel: table
-  - name: refunds_total
-    type: counter
-    database: app
-    interval: 30s
-    unit: usd
-    query: SELECT region, 1 AS value FROM refunds
-    labels: [region]
-    panel: bargauge
-  - name: logins_total
-    type: counter
-    database: app
-    interval: 30s
-    unit: logins
-    query: SELECT 1 AS value
-    panel: timeseries
-  - name: failed_orders_total
-    type: counter
-    database: app
-    interval: 30s
-    query: SELECT status, 1 AS value FROM orders
-    labels: [status]
-  - name: checkout_seconds
-    help: Checkout duration.
-    type: histogram
-    database: app
-    interval: 30s
-    unit: seconds
-    query: SELECT step, le, 1 AS value FROM checkout
-    labels: [step]
-    panel: stat
-  - name: page_bytes
-    type: histogram
-    database: app
-    interval: 30s
-    unit: bytes
-    query: SELECT le, 1 AS value FROM pages
-    panel: heatmap
-    target: {value: 100000, direction: below}
-ratios:
-  - name: order_success_ratio
-    help: Orders that did not fail
-    good: shop_orders_total
-    total: [shop_orders_total, shop_failed_orders_total]
-    alerts: [{severity: warning, below: 0.9}]
-    slo: {objective: 99.5, period: 28d}
-    target: {value: 0.95}
-  - name: refund_share_ratio
-    good: shop_refunds_total
-    total: [shop_orders_total]
-    panel: stat
-dashboards:
-  - title: Shop / Overview!
-    rows:
-      - title: Orders
-        kpis: [orders_total, order_success_ratio, queue_depth]
-  - title: Same uid
-    uid: kpi-exporter-health
-    rows:
-      - title: Refunds
-        kpis: [refunds_total, pending_refunds]
-      - title: Derived
-        kpis: [job:shop_orders:rate5m, step:shop_checkout_seconds:p99_rate5m,
-               job:shop_refunds_usd:sum_rate1h, instance:shop_queue_depth:max]
-alerts:
-  - name: SlowCheckout
-    kpi: checkout_seconds
-    expr: |
-      histogram_quantile(0.95,
-        sum by (le, step) (rate(shop_checkout_seconds_bucket{job="kpi-exporter"}[5m]))) > 2
-    severity: warning
-    summary: A checkout step is slow.
-    description: 'p95 of {{ $labels.step }} is {{ $value }}.'
-  - name: VerySlowCheckout
-    kpi: checkout_seconds
-    expr: histogram_quantile(0.99, sum by (le) (rate(shop_checkout_seconds_bucket[5m]))) >= 5
-    severity: critical
-    summary: Checkout is very slow.
-    description: 'p99 is {{ $value }}.'
-  - name: SlowPaymentStep
-    kpi: checkout_seconds
-    expr: |
-      histogram_quantile(0.95,
-        sum by (le) (rate(shop_checkout_seconds_bucket{step="pay"}[5m]))) > 1
-    severity: critical
-    summary: The payment step is slow (one step only, so no panel threshold).
-    description: 'p95 is {{ $value }}.'
-records:
-  - record: job:shop_orders:rate5m
-    help: Orders per second
-    expr: sum without (instance) (rate(shop_orders_total{job="kpi-exporter"}[5m]))
-  - record: step:shop_checkout_seconds:p99_rate5m
-    expr: |
-      histogram_quantile(0.99,
-        sum by (le, step) (rate(shop_checkout_seconds_bucket{job="kpi-exporter"}[5m])))
-  - record: job:shop_refunds_usd:sum_rate1h
-    help: Refunds per hour.
-    expr: sum by (job) (rate(shop_refunds_total{job="kpi-exporter"}[1h])) * 3600
-    labels: {tier: gold}
-  - record: instance:shop_queue_depth:max
-    expr: max by (job, instance, queue) (shop_queue_depth{job="kpi-exporter"})
-  - record: job:shop_refund_share:ratio_percent
-    help: Refunds per order, in percent (unlisted, so on All KPIs)
-    expr: |
-      label_replace(sum by (job) (rate(shop_refunds_total[5m])), "x", "y", "", "")
-      / on (job) sum by (job) (rate(shop_orders_total[5m])) * 100
-"""
-
-# Grafana's own variables and ours, expanded the way the dashboard linter does before parsing.
-EXPANSIONS = {
-    "${datasource}": "prometheus",
-    "$__rate_interval": "1m",
-    "$__interval": "30s",
-    "$__range": "6h",
-    "$job": "kpi-exporter",
-    "$instance": "127.0.0.1:9091",
-}
-
-
-def kitchen_sink(tmp_path: Path) -> Spec:
-    path = tmp_path / "sink.yaml"
-    path.write_text(KITCHEN_SINK)
-    return load_spec([path]).spec
-
-
-def demo_spec() -> Spec:
-    return load_spec([DEMO]).spec
-
-
-@pytest.fixture(params=["demo", "kitchen-sink"])
-def rendered(request: pytest.FixtureRequest, tmp_path: Path) -> list[dict[str, Any]]:
-    spec = demo_spec() if request.param == "demo" else kitchen_sink(tmp_path)
-    return [render_board(board) for board in boards(spec)]
-
-
-def panels_of(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    return [p for p in dashboard["panels"] if p["type"] != "row"]
+from exporter.spec.model import FreeRecord
 
 
 def steps_of(panel: dict[str, Any]) -> list[tuple[Any, str]]:
@@ -237,14 +37,6 @@ def steps_of(panel: dict[str, Any]) -> list[tuple[Any, str]]:
         (s["value"], s["color"]) for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     ]
 
-
-def expand(expr: str) -> str:
-    for name in sorted(EXPANSIONS, key=len, reverse=True):
-        expr = expr.replace(name, EXPANSIONS[name])
-    return expr
-
-
-# ---------------------------------------------------------------------------- a PromQL reader
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -256,7 +48,11 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
+
+
 _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
+
+
 _OPERATORS = {"and", "or", "unless", "atan2"}
 
 
@@ -340,9 +136,6 @@ class TestPromqlReader:
             Selector("b", "", None, None),
             Selector("c_total", "", "1h", "increase"),
         ]
-
-
-# ---------------------------------------------------------------------------- what is generated
 
 
 class TestPanelsByType:
@@ -751,7 +544,11 @@ class TestThresholds:
 
 
 SLOW = "sum by (le) (rate(shop_checkout_seconds_bucket[5m]))"
+
+
 ONE_STEP = SLOW.replace("bucket", 'bucket{step="pay"}')
+
+
 BY_REGEX = SLOW.replace("bucket", 'bucket{job=~"k.*"}')
 
 
@@ -825,9 +622,6 @@ class TestQuantileAlerts:
         )
         assert steps_of(panel) == [(None, "green"), (2, "orange")]
         assert "(p95 alert HighResponseTime)" in panel["description"]
-
-
-# ---------------------------------------------------------------------------- linter rules
 
 
 class TestLinterRules:
@@ -940,42 +734,6 @@ def sdk_units() -> set[str]:
     return {v for k, v in vars(units).items() if not k.startswith("_") and isinstance(v, str)}
 
 
-# ---------------------------------------------------------------------------- proofs by tools
-
-
-class TestPromtool:
-    def test_every_target_parses(self, tmp_path: Path, rendered: list[dict[str, Any]]) -> None:
-        promtool = tool("promtool")
-        rules = []
-        for number, board in enumerate(rendered):
-            for panel in panels_of(board):
-                for target in panel["targets"]:
-                    rules.append(
-                        {
-                            "record": f"dashboard_{number}:panel_{panel['id']}_{target['refId']}",
-                            "expr": expand(target["expr"]),
-                        }
-                    )
-            for variable in board["templating"]["list"]:
-                if variable["type"] == "query":
-                    inner = re.fullmatch(r"label_values\((.*), \w+\)", variable["query"]["query"])
-                    assert inner, variable
-                    rules.append(
-                        {
-                            "record": f"dashboard_{number}:{variable['name']}",
-                            "expr": expand(inner.group(1)),
-                        }
-                    )
-        assert rules
-        path = tmp_path / "panels.rules.yaml"
-        path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
-        done = subprocess.run(
-            [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert f"SUCCESS: {len(rules)} rules found" in done.stdout
-
-
 class TestSdkRoundTrip:
     """Grafana's Python SDK (11.6 build) decodes each dashboard; re-encoding loses no key."""
 
@@ -1029,9 +787,6 @@ def lost_keys(before: Any, after: Any, path: str = "") -> list[str]:
     return [] if before == after else [f"{path}: {before!r} != {after!r}"]
 
 
-# ---------------------------------------------------------------------------- files and CLI
-
-
 class TestFiles:
     def test_deterministic(self, tmp_path: Path) -> None:
         first = render(kitchen_sink(tmp_path))
@@ -1078,193 +833,6 @@ class TestFiles:
         assert not stale, f"files differ from the spec's: {stale}; run `make generate`"
         for name, text in expected.items():
             assert committed[name] == text, f"dashboards/{name} is out of date: run make generate"
-
-
-class TestCli:
-    def test_generate_twice_is_byte_identical(self, tmp_path: Path) -> None:
-        runner = CliRunner()
-        for out in ("a", "b"):
-            result = runner.invoke(
-                main, ["generate", "dashboards", "-c", str(DEMO), "-o", str(tmp_path / out)]
-            )
-            assert result.exit_code == 0, result.output
-        a = {
-            p.relative_to(tmp_path / "a"): p.read_bytes()
-            for p in (tmp_path / "a").rglob("*")
-            if p.is_file()
-        }
-        b = {
-            p.relative_to(tmp_path / "b"): p.read_bytes()
-            for p in (tmp_path / "b").rglob("*")
-            if p.is_file()
-        }
-        assert a == b and len(a) >= 6
-
-    def test_spec_error_exits_2(self, tmp_path: Path) -> None:
-        bad = tmp_path / "bad.yaml"
-        bad.write_text("dashboards:\n  - title: X\n    rows: [{title: R, kpis: [nope]}]\n")
-        result = CliRunner().invoke(
-            main, ["generate", "dashboards", "-c", str(bad), "-o", str(tmp_path / "o")]
-        )
-        assert result.exit_code == 2
-        assert "'nope' is not a KPI, ratio or record" in result.output
-        assert not (tmp_path / "o").exists()
-
-
-# ---------------------------------------------------------------------------- push
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-class FakeGrafana:
-    """A Grafana stand-in on loopback: records requests, answers like /api/folders and
-    /api/dashboards/db do, or refuses dashboards with a chosen status."""
-
-    def __init__(self, folders: list[dict[str, Any]], refuse: int | None = None) -> None:
-        self.folders = folders
-        self.refuse = refuse
-        self.received: list[Received] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _answer(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
-                fake.received.append(Received(self.command, self.path, dict(self.headers), body))
-                if self.headers.get("Authorization") != "Bearer s3cret-token":
-                    self._answer(401, {"message": "invalid API key"})
-                elif self.command == "GET" and self.path.startswith("/api/folders"):
-                    self._answer(200, fake.folders)
-                elif self.command == "POST" and self.path == "/api/folders":
-                    fake.folders.append({"uid": "created-uid", "title": body["title"]})
-                    self._answer(200, fake.folders[-1])
-                elif self.command == "POST" and self.path == "/api/dashboards/db":
-                    if fake.refuse is not None:
-                        self._answer(fake.refuse, {"message": "refused by the test"})
-                        return
-                    uid = body["dashboard"]["uid"]
-                    self._answer(
-                        200, {"status": "success", "uid": uid, "url": f"/d/{uid}", "version": 3}
-                    )
-                else:
-                    self._answer(404, {"message": "not found"})
-
-            do_GET = _handle
-            do_POST = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeGrafana:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-
-
-def push(url: str, token: str = "s3cret-token", *extra: str) -> Any:
-    return CliRunner().invoke(
-        main,
-        ["dashboards", "push", "-c", str(DEMO), "--grafana-url", url, "--timeout", "5", *extra],
-        env={"GRAFANA_TOKEN": token},
-    )
-
-
-@pytest.fixture
-def grafana() -> Iterator[FakeGrafana]:
-    with FakeGrafana([{"uid": "other", "title": "Other"}]) as fake:
-        yield fake
-
-
-class TestPush:
-    def test_creates_the_folder_and_overwrites_every_dashboard(self, grafana: FakeGrafana) -> None:
-        result = push(grafana.url)
-        assert result.exit_code == 0, result.output
-        expected = [render_board(b) for b in boards(demo_spec())]
-        calls = [(r.method, r.path) for r in grafana.received]
-        assert calls[:2] == [("GET", "/api/folders?limit=1000"), ("POST", "/api/folders")]
-        assert grafana.received[1].body == {"title": "KPI exporter"}
-        posts = [r for r in grafana.received if r.path == "/api/dashboards/db"]
-        assert len(posts) == len(expected)
-        for post, board in zip(posts, expected, strict=True):
-            assert post.headers["Authorization"] == "Bearer s3cret-token"
-            assert post.headers["Content-Type"] == "application/json"
-            assert post.body["overwrite"] is True and post.body["folderUid"] == "created-uid"
-            assert post.body["dashboard"] == {**board, "id": None}
-            assert f"pushed {board['uid']}" in result.output
-        assert "s3cret-token" not in result.output
-
-    def test_finds_an_existing_folder_by_name(self) -> None:
-        with FakeGrafana([{"uid": "kpi-folder", "title": "KPIs"}]) as fake:
-            result = push(fake.url, "s3cret-token", "--folder", "KPIs")
-        assert result.exit_code == 0, result.output
-        assert not [r for r in fake.received if r.path == "/api/folders" and r.method == "POST"]
-        posts = [r for r in fake.received if r.path == "/api/dashboards/db"]
-        assert posts and all(p.body["folderUid"] == "kpi-folder" for p in posts)
-
-    def test_token_from_a_file(self, grafana: FakeGrafana, tmp_path: Path) -> None:
-        token = tmp_path / "token"
-        token.write_text("s3cret-token\n")
-        result = push(grafana.url, "", "--token-file", str(token))
-        assert result.exit_code == 0, result.output
-
-    def test_no_token(self, grafana: FakeGrafana) -> None:
-        result = push(grafana.url, "")
-        assert result.exit_code == 1
-        assert "GRAFANA_TOKEN" in result.output
-        assert grafana.received == []
-
-    def test_401_says_the_token_was_rejected(self, grafana: FakeGrafana) -> None:
-        result = push(grafana.url, "wrong-token")
-        assert result.exit_code == 1
-        assert "401 Unauthorized (invalid API key): Grafana rejected the token" in result.output
-        assert "wrong-token" not in result.output
-
-    @pytest.mark.parametrize(
-        ("status", "words"),
-        [
-            (403, "403 Forbidden (refused by the test): the token may not write"),
-            (412, "412 Precondition Failed (refused by the test): a different dashboard"),
-        ],
-    )
-    def test_refusals_are_explained(self, status: int, words: str) -> None:
-        with FakeGrafana([{"uid": "f", "title": "KPI exporter"}], refuse=status) as fake:
-            result = push(fake.url)
-        assert result.exit_code == 1
-        assert words in result.output
-        assert "POST" in result.output and "/api/dashboards/db" in result.output
-
-    def test_unreachable_server(self) -> None:
-        result = push(f"http://127.0.0.1:{free_port()}")
-        assert result.exit_code == 1
-        assert "cannot reach Grafana" in result.output
-
-    def test_credentials_in_the_url_are_not_printed(self) -> None:
-        result = push(f"http://admin:hunter2@127.0.0.1:{free_port()}")
-        assert result.exit_code == 1
-        assert "hunter2" not in result.output
 
 
 def test_kitchen_sink_spec_is_valid(tmp_path: Path) -> None:
