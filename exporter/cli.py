@@ -1,4 +1,5 @@
-"""The `kpi-exporter` command line: run, check, once, schema, generate, state, demo."""
+"""The `kpi-exporter` command line: run, once, check, report, schema, state, generate,
+dashboards; the one place that wires the layers together."""
 
 from __future__ import annotations
 
@@ -85,19 +86,20 @@ def _daemon_or_exit(
         click.echo(f"state: {exc}", err=True)
         sys.exit(EXIT_SPEC)
     except QueryError as exc:
-        click.echo(f"database: {exc.message}", err=True)
+        click.echo(exc.message, err=True)  # names the database
         sys.exit(EXIT_SPEC)
 
 
 def _simulate(spec: Spec) -> Any:
     """Start the demo simulator on the spec's first SQLite database (demo only)."""
     from exporter.demo import Simulator
-    from exporter.sources.base import dialect_of, resolve_dsn
+    from exporter.sources.base import resolve_dsn
+    from exporter.sources.registry import scheme_of
     from exporter.sources.sqlite import sqlite_path
 
     for database in spec.databases.values():
         dsn = resolve_dsn(database)
-        if dialect_of(dsn) == "sqlite":
+        if scheme_of(dsn) == "sqlite":
             simulator = Simulator(sqlite_path(dsn))
             simulator.start()
             return simulator
@@ -216,6 +218,32 @@ def once(configs: tuple[Path, ...], only: str | None, openmetrics: bool) -> None
     sys.exit(0 if ok else 1)
 
 
+def _exit_on(problems: list[str], where: str) -> None:
+    """Print each problem and a count, then exit 2; nothing when there are none."""
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) {where}", err=True)
+        sys.exit(EXIT_SPEC)
+
+
+def _backend_problems(loaded: LoadedSpec) -> list[str]:
+    """Each database whose DSN names no usable backend (unknown scheme, extra not installed)."""
+    from exporter.sources.base import resolve_dsn
+    from exporter.sources.registry import BackendError, backend_for
+
+    problems = []
+    for name, database in loaded.spec.databases.items():
+        key = "dsn" if database.dsn is not None else "dsn_file"
+        try:
+            backend_for(resolve_dsn(database))
+        except BackendError as exc:
+            problems.append(str(loaded.locate(("databases", name, key), exc.message)))
+        except QueryError:
+            pass  # an unreadable dsn_file may exist only where the exporter runs: --connect says
+    return problems
+
+
 @main.command()
 @config_option
 @click.option("--connect", is_flag=True, help="Also run each query once and compare columns.")
@@ -223,17 +251,13 @@ def check(configs: tuple[Path, ...], connect: bool) -> None:
     """Validate the spec: exit 0, or print each problem as file:line: field: reason and exit 2."""
     loaded = load_or_exit(configs)
     spec = loaded.spec
+    _exit_on(_backend_problems(loaded), "in the spec")
     if not connect:
         click.echo(f"ok: {len(spec.kpis)} KPIs, {len(spec.databases)} databases")
         return
     from exporter.collection.probe import probe_spec
 
-    problems = probe_spec(spec)
-    for problem in problems:
-        click.echo(problem, err=True)
-    if problems:
-        click.echo(f"{len(problems)} problem(s) found running the queries", err=True)
-        sys.exit(EXIT_SPEC)
+    _exit_on(probe_spec(spec), "found running the queries")
     click.echo(f"ok: {len(spec.kpis)} KPIs ran and returned the columns the spec names")
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from exporter.sources.base import QueryError, Source, open_source
+from exporter.sources.base import QueryError, Source
+from exporter.sources.registry import open_source
 from exporter.spec.model import Kpi, Spec
 from exporter.spec.params import placeholders
 

@@ -16,7 +16,8 @@ from exporter.log import event
 from exporter.serving import statuspage
 from exporter.serving.publication import Publication
 from exporter.serving.selfmetrics import SelfMetrics
-from exporter.sources.base import QueryError, Source, open_source
+from exporter.sources.base import QueryError, Source
+from exporter.sources.registry import open_source
 from exporter.spec.fields import format_duration
 from exporter.spec.loading import LoadedSpec, SpecError, load_spec
 from exporter.spec.model import Database, Kpi, Spec

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from exporter.spec.model import Database
+from exporter.spec.params import ParamStyle
 
 Reason = Literal["timeout", "pool", "connection", "sql", "result"]
 REASONS: tuple[Reason, ...] = ("timeout", "pool", "connection", "sql", "result")
@@ -40,7 +43,6 @@ class Source(Protocol):
     """A database that runs queries; one per spec database."""
 
     name: str
-    dialect: str
 
     def query(self, sql: str, params: Mapping[str, Any], timeout: float) -> Rows:
         """Run `sql` with bound `params`; the timeout counts from the query's start."""
@@ -86,22 +88,64 @@ def dsn_secrets(dsn: str) -> list[str]:
     return secrets
 
 
-def dialect_of(dsn: str) -> str:
-    """'sqlite' or 'postgresql' from a DSN's scheme."""
-    if dsn.startswith("sqlite:"):
-        return "sqlite"
-    if dsn.startswith(("postgresql://", "postgres://")) or "=" in dsn:
-        return "postgresql"
-    raise QueryError("connection", "unsupported DSN scheme (use postgresql:// or sqlite:///)")
+@dataclass(frozen=True)
+class Guarantees:
+    """What a backend promises for every query, stated once for the README and `check`."""
+
+    server_timeout: bool  # the database itself stops a query at its timeout
+    cancel: bool  # cancel_running() stops running queries on the database
+    read_only: bool  # `read_only: true` is enforced by the database, not by us
+    bound_parameters: bool  # `:name` values go to the driver, never into the SQL text
 
 
-def open_source(name: str, database: Database, pool_timeout: float) -> Source:
-    """The Source for a spec database; connections are made lazily, never here."""
-    dsn = resolve_dsn(database)
-    if dialect_of(dsn) == "sqlite":
-        from exporter.sources.sqlite import SqliteSource
+@dataclass(frozen=True)
+class DemoDialect:
+    """How exporter/demo.py creates and fills the demo tables on this engine."""
 
-        return SqliteSource(name, dsn, database, pool_timeout)
-    from exporter.sources.postgres import PostgresSource
+    identity: str  # the DDL of an auto-numbered BIGINT primary key column
+    placeholder: str  # the driver's positional marker in INSERT statements ('?' or '%s')
+    text: str = "TEXT"  # the type of the demo's string columns (some engines index no TEXT)
 
-    return PostgresSource(name, dsn, database, pool_timeout)
+
+class Backend(Source, Protocol):
+    """A Source class as the registry sees it: its declared facts and its constructor.
+
+    `paramstyle` is how the backend rewrites `:name` (spec.params.to_paramstyle); `demo` is
+    None when exporter/demo.py cannot create its tables there.
+    """
+
+    guarantees: ClassVar[Guarantees]
+    paramstyle: ClassVar[ParamStyle]
+    demo: ClassVar[DemoDialect | None]
+
+    def __init__(self, name: str, dsn: str, database: Database, pool_timeout: float) -> None: ...
+
+
+Connection = TypeVar("Connection")
+
+
+class RunningQueries(Generic[Connection]):
+    """The connections inside a query now, so shutdown can cancel them on the server."""
+
+    def __init__(self, cancel: Callable[[Connection], None]) -> None:
+        self._cancel = cancel
+        self._running: list[Connection] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def track(self, conn: Connection) -> Iterator[None]:
+        with self._lock:
+            self._running.append(conn)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.remove(conn)
+
+    def cancel_all(self) -> int:
+        """Cancel every query running now (their polls record the outcome); how many."""
+        with self._lock:
+            running = list(self._running)
+        for conn in running:
+            self._cancel(conn)
+        return len(running)

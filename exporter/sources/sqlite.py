@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, unquote
 
-from exporter.sources.base import QueryError, Rows
+from exporter.sources.base import DemoDialect, Guarantees, QueryError, Rows, RunningQueries
 from exporter.spec.model import Database
+from exporter.spec.params import ParamStyle, to_paramstyle
 
 _PROGRESS_STEPS = 5_000  # VM instructions between deadline checks
 
@@ -33,7 +34,12 @@ def sqlite_path(dsn: str) -> Path:
 class SqliteSource:
     """A SQLite file; a semaphore bounds concurrent queries like a pool would."""
 
-    dialect = "sqlite"
+    # the deadline is checked by SQLite's own VM (progress handler): it stops the query itself
+    guarantees: ClassVar = Guarantees(
+        server_timeout=True, cancel=True, read_only=True, bound_parameters=True
+    )
+    paramstyle: ClassVar[ParamStyle] = "named"
+    demo: ClassVar = DemoDialect(identity="INTEGER PRIMARY KEY", placeholder="?")
 
     def __init__(self, name: str, dsn: str, database: Database, pool_timeout: float) -> None:
         self.name = name
@@ -42,8 +48,9 @@ class SqliteSource:
         self.connect_timeout = database.connect_timeout
         self.pool_timeout = pool_timeout
         self._slots = threading.BoundedSemaphore(database.max_connections)
-        self._running: set[sqlite3.Connection] = set()
-        self._running_lock = threading.Lock()
+        self._running: RunningQueries[sqlite3.Connection] = RunningQueries(
+            sqlite3.Connection.interrupt
+        )
 
     def _connect(self) -> sqlite3.Connection:
         mode = "ro" if self.read_only else "rw"
@@ -65,17 +72,16 @@ class SqliteSource:
             )
         try:
             conn = self._connect()
-            with self._running_lock:
-                self._running.add(conn)
             try:
                 started = time.monotonic()
                 deadline = started + timeout
                 conn.set_progress_handler(
                     lambda: 1 if time.monotonic() > deadline else 0, _PROGRESS_STEPS
                 )
-                cursor = conn.execute(sql, dict(params))
-                columns = tuple(d[0] for d in cursor.description or ())
-                rows = cursor.fetchall()
+                with self._running.track(conn):
+                    cursor = conn.execute(to_paramstyle(sql, self.paramstyle), dict(params))
+                    columns = tuple(d[0] for d in cursor.description or ())
+                    rows = cursor.fetchall()
                 return Rows(columns, rows, time.monotonic() - started)
             except sqlite3.OperationalError as exc:
                 text = str(exc)
@@ -96,19 +102,13 @@ class SqliteSource:
             except (sqlite3.Warning, ValueError, OverflowError) as exc:
                 raise QueryError("sql", str(exc)) from None
             finally:
-                with self._running_lock:
-                    self._running.discard(conn)
                 conn.close()
         finally:
             self._slots.release()
 
     def cancel_running(self) -> int:
         """Interrupt every query running now (shutdown after its grace period)."""
-        with self._running_lock:
-            running = list(self._running)
-        for conn in running:
-            conn.interrupt()
-        return len(running)
+        return self._running.cancel_all()
 
     def close(self) -> None:
         """Nothing stays open between queries."""

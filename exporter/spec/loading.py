@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,12 @@ class LoadedSpec:
     spec: Spec
     files: tuple[Path, ...]
     digest: str
+    # (field location, message) -> a Problem at the file and line that field came from
+    locate: Callable[[Loc, str], Problem] = field(
+        default=lambda loc, message: Problem("<spec>", None, _field(loc), message),
+        compare=False,
+        repr=False,
+    )
 
 
 @dataclass
@@ -119,7 +125,12 @@ def load_spec(paths: Iterable[str | Path], env: Mapping[str, str] | None = None)
         problems.append(_locate(loc, message, origin, documents, merged))
     if problems:
         raise SpecError(problems)
-    return LoadedSpec(spec=spec, files=tuple(files), digest=digest.hexdigest())
+    return LoadedSpec(
+        spec=spec,
+        files=tuple(files),
+        digest=digest.hexdigest(),
+        locate=lambda loc, message: _locate(loc, message, origin, documents, merged),
+    )
 
 
 def _parse(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from typing import Literal
 
 BUILTIN_PARAMS = ("now", "last_success")
 CURSOR_PARAMS = ("cursor", "tiebreak", "batch", "settled")
@@ -40,3 +42,23 @@ def to_pyformat(query: str) -> str:
         return match.group(0).replace("%", "%%")
 
     return _TOKEN.sub(replace, query)
+
+
+# How a driver spells a bound parameter (PEP 249's paramstyle names, plus DuckDB's `$name`).
+ParamStyle = Literal["named", "pyformat", "dollar"]
+
+
+@lru_cache(maxsize=4096)
+def to_paramstyle(query: str, style: ParamStyle) -> str:
+    """The query with its `:name` placeholders in a driver's style; values stay bound.
+
+    named: `:name` as written (sqlite3, SQLAlchemy's text()); pyformat: `%(name)s` with
+    literal percent signs doubled (psycopg, PyMySQL, mysqlclient); dollar: `$name` (DuckDB).
+    """
+    if style == "named":
+        return query
+    if style == "pyformat":
+        return to_pyformat(query)
+    if style == "dollar":
+        return _TOKEN.sub(lambda m: f"${m.group('name')}" if m.group("name") else m.group(0), query)
+    raise ValueError(f"unknown parameter style {style!r}")

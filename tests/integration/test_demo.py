@@ -104,7 +104,7 @@ class TestSchema:
 
     def test_unknown_dialect_is_refused(self) -> None:
         with pytest.raises(ValueError, match="unknown dialect"):
-            demo.create_schema(sqlite3.connect(":memory:"), "mysql")
+            demo.create_schema(sqlite3.connect(":memory:"), "nosuchdb")
 
     def test_seed_refuses_a_database_with_users(self) -> None:
         conn = seeded_sqlite(ticks=0)
