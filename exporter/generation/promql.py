@@ -78,6 +78,20 @@ def aggregate(op: str, expr: str, by: Iterable[str] | None = None, without: bool
     return f"{op} by ({', '.join(labels)}) ({expr})"
 
 
+def dedup(spec: Spec, expr: str, op: str = "max") -> str:
+    """One series per HA pair: `max without (instance, replica) (expr)` when the spec has
+    replicas (both poll the same database, so their values agree), else `expr` unchanged."""
+    replicas = spec.exporter.replicas
+    if replicas is None:
+        return expr
+    return f"{op} without (instance, {replicas.label}) ({expr})"
+
+
+def with_job(labels: Iterable[str]) -> list[str]:
+    """An aggregation's `by` labels with `job` first: alerts keep it for routing and inhibition."""
+    return ["job", *[name for name in labels if name != "job"]]
+
+
 def base_name(name: str) -> str:
     """A metric name without its `_total` (rates of counters drop it)."""
     return name.removesuffix("_total")

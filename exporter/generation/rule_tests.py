@@ -170,8 +170,9 @@ def threshold_case(spec: Spec, kpi: Kpi, threshold: Threshold, step: float) -> T
             if threshold.below <= 0:
                 raise ScenarioError(f"{rule.alert}: a rate or increase is never below 0")
             half = threshold.below / 2
-            increment = half * step if threshold.rate else half * step / window
-        value = (increment * n) / window if threshold.rate else increment * n
+            # an increase counts whole events (floored): half a spare event keeps it whole
+            increment = half * step if threshold.rate else (math.floor(half) + 0.5) * step / window
+        value = (increment * n) / window if threshold.rate else math.floor(increment * n + 1e-9)
     fire = _up(max(active + threshold.for_, window or 0.0), step)
     values = ramp(start, increment, _steps(fire, step))
     case.add_series(spec.metric_name(kpi), labels, values)

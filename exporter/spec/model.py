@@ -34,6 +34,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
+class Replicas(Strict):
+    """Identical exporter replicas (an HA pair) told apart by a target label."""
+
+    label: LabelName = Field("replica", description="the target label naming the replica")
+
+
 class ExporterSettings(Strict):
     port: int = Field(9091, ge=1, le=65535)
     listen: str | None = Field(None, description="HOST:PORT to bind; overrides port")
@@ -45,6 +51,9 @@ class ExporterSettings(Strict):
         None, description='PromQL label matchers the rules use instead of job="…"'
     )
     runbook_url: str | None = None
+    replicas: Replicas | None = Field(
+        None, description="rules count an HA pair's series once (deduplicated by replica label)"
+    )
     scrape_interval: Duration = Field(15.0, description="how often Prometheus scrapes us")
     pool_timeout: Duration = Field(5.0, description="bound on waiting for a pooled connection")
 

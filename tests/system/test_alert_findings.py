@@ -175,7 +175,6 @@ def _payments(failures: int) -> str:
     return " ".join(f"_ {value:g} _" for value in scrapes)
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding2_count_alert_counts_whole_events(tmp_path: Path) -> None:
     """Exactly 3 payment failures in 5 minutes is not "more than 3"; 4 is. Old rules:
     `increase()` read the 3 as 3.16 and PaymentFailures fired at 7m and 8m."""
@@ -208,7 +207,6 @@ def _replicas(metric: str, labels: str, values: list[str]) -> list[dict[str, str
     ]
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding3_ha_pair_counts_once_and_pages_when_both_are_down(tmp_path: Path) -> None:
     """Two replicas (label `replica`) of one exporter: 6 errors/s and 2 payment failures are
     counted once, one replica down does not page, both down page once. Old rules (with the
@@ -430,7 +428,6 @@ def test_finding6_long_windows_read_recorded_series(tmp_path: Path) -> None:
 # --- 7. one cause, many pages ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding7_aggregated_alerts_keep_job(tmp_path: Path) -> None:
     """An alert aggregated `by: [service]` still carries `job`, so inhibitions `equal: [job]`
     can match. Old rules: `sum by (service)` dropped job."""

@@ -35,6 +35,9 @@ def health_rules(spec: Spec) -> list[AlertRule]:
     """Absent target, target down, KPI failing or stale, database down, reload failed."""
     sel = promql.selector(spec)
     confirm = confirm_for(spec)
+    dedup = promql.dedup
+    # with replicas, an alert speaks for the job: it fires only when every replica agrees
+    where = "{{ $labels.instance }}" if spec.exporter.replicas is None else "every replica"
     job_eq = [m for m in promql.parse_matchers(spec.exporter.rule_selector()) if m.name == "job"]
     absent_labels = " of job {{ $labels.job }}" if job_eq and job_eq[0].op == "=" else ""
     rules = [
@@ -50,12 +53,11 @@ def health_rules(spec: Spec) -> list[AlertRule]:
         alert_rule(
             spec,
             "KpiExporterDown",
-            f"up{sel} == 0",
+            f"{dedup(spec, f'up{sel}')} == 0",
             confirm,
             {"severity": "critical"},
             "A kpi-exporter target is down.",
-            "Prometheus cannot scrape kpi-exporter {{ $labels.instance }} "
-            "of job {{ $labels.job }}.",
+            f"Prometheus cannot scrape kpi-exporter {where} of job {{{{ $labels.job }}}}.",
         ),
     ]
     periods = _by_confirm(spec)
@@ -66,11 +68,11 @@ def health_rules(spec: Spec) -> list[AlertRule]:
             alert_rule(
                 spec,
                 "KpiExporterKpiFailing",
-                _kpi_series("kpi_exporter_kpi_up", spec, kpis, split) + " == 0",
+                dedup(spec, _kpi_series("kpi_exporter_kpi_up", spec, kpis, split)) + " == 0",
                 wait,
                 {"severity": "warning", "poll_interval": duration(min(k.period for k in kpis))},
                 "A KPI query keeps failing.",
-                "KPI {{ $labels.kpi }} on {{ $labels.instance }} has failed its polls for "
+                f"KPI {{{{ $labels.kpi }}}} on {where} has failed its polls for "
                 f"{duration(wait)}; kpi_exporter_query_errors_total says why.",
             )
         )
@@ -79,12 +81,15 @@ def health_rules(spec: Spec) -> list[AlertRule]:
                 spec,
                 "KpiExporterKpiStale",
                 "time() - "
-                + _kpi_series("kpi_exporter_last_success_timestamp_seconds", spec, kpis, split)
+                + dedup(
+                    spec,
+                    _kpi_series("kpi_exporter_last_success_timestamp_seconds", spec, kpis, split),
+                )
                 + f" > {number(limit)}",
                 confirm,
                 {"severity": "warning", "poll_interval": duration(max(k.period for k in kpis))},
                 "A KPI's data is stale.",
-                "KPI {{ $labels.kpi }} on {{ $labels.instance }} last succeeded "
+                f"KPI {{{{ $labels.kpi }}}} on {where} last succeeded "
                 "{{ $value | humanizeDuration }} ago, more than three poll intervals "
                 f"({duration(limit)}).",
             )
@@ -93,22 +98,22 @@ def health_rules(spec: Spec) -> list[AlertRule]:
         alert_rule(
             spec,
             "KpiExporterDatabaseDown",
-            f"kpi_exporter_database_up{sel} == 0",
+            f"{dedup(spec, f'kpi_exporter_database_up{sel}')} == 0",
             confirm,
             {"severity": "critical"},
             "A database polled by kpi-exporter is unreachable.",
-            "Database {{ $labels.database }} is down for kpi-exporter {{ $labels.instance }}.",
+            f"Database {{{{ $labels.database }}}} is down for kpi-exporter {where}.",
         )
     )
     rules.append(
         alert_rule(
             spec,
             "KpiExporterReloadFailed",
-            f"kpi_exporter_config_last_reload_successful{sel} == 0",
+            f"{dedup(spec, f'kpi_exporter_config_last_reload_successful{sel}', 'min')} == 0",
             confirm,
             {"severity": "warning"},
             "The last kpi-exporter configuration reload failed.",
-            "kpi-exporter {{ $labels.instance }} could not reload its spec; "
+            f"kpi-exporter {where.replace('every', 'a')} could not reload its spec; "
             "it keeps running the previous one.",
         )
     )

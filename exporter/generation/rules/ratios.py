@@ -39,9 +39,10 @@ def ratio_threshold_alert(spec: Spec, ratio: Ratio, threshold: Threshold) -> Ale
     op, bound, side = comparison(threshold)
     value = ratio.record_name + promql.selector_matchers(threshold.matchers)
     agg = threshold.aggregate or ("min" if threshold.by is not None else None)
+    by = None if threshold.by is None else promql.with_job(threshold.by)
     if agg is not None:
-        value = aggregate(agg, value, by=threshold.by, without=threshold.by is None)
-    labels = threshold.by if threshold.by is not None else ratio_labels(spec, ratio)
+        value = aggregate(agg, value, by=by, without=by is None)
+    labels = by if by is not None else ratio_labels(spec, ratio)
     subject = f"{promql.words(ratio.name)} over {duration(ratio.window)}"
     name = threshold.name or promql.camel(ratio.name) + ("High" if side == "above" else "Low")
     return alert_rule(

@@ -12,26 +12,32 @@ def threshold_labels(spec: Spec, kpi: Kpi, threshold: Threshold) -> list[str]:
     """The labels a threshold alert's series keep after its aggregation."""
     source = promql.source_labels(spec, kpi)
     if threshold.by is not None:
-        return list(threshold.by)
-    if threshold.aggregate is not None:
+        return promql.with_job(threshold.by)
+    if threshold.aggregate is not None or spec.exporter.replicas is not None:
         return [name for name in source if name != "instance"]
     return source
 
 
 def threshold_value(spec: Spec, kpi: Kpi, threshold: Threshold) -> str:
-    """The PromQL a KPI threshold compares: raw, rate or increase, then aggregated."""
+    """The PromQL a KPI threshold compares: raw, rate or whole increase, one value per HA pair,
+    then aggregated keeping `job`.
+
+    An increase is floored: `increase()` extrapolates to the window's edges (3 events read as
+    3.16 when the samples span 285 s of 5m), and a count alert compares whole events."""
     selected = series(spec.metric_name(kpi), spec, threshold.matchers)
     if threshold.rate is not None:
         expr = f"rate({selected}[{duration(threshold.rate)}])"
     elif threshold.increase is not None:
-        expr = f"increase({selected}[{duration(threshold.increase)}])"
+        expr = f"floor(increase({selected}[{duration(threshold.increase)}]))"
     else:
         expr = selected
+    expr = promql.dedup(spec, expr)
     op = threshold.aggregate
     if op is None and threshold.by is not None:
         op = "sum" if kpi.type == "counter" else "max"
     if op is not None:
-        expr = aggregate(op, expr, by=threshold.by, without=threshold.by is None)
+        by = None if threshold.by is None else promql.with_job(threshold.by)
+        expr = aggregate(op, expr, by=by, without=by is None)
     return expr
 
 
