@@ -11,7 +11,7 @@ from logging import INFO, WARNING
 from typing import Any
 
 from exporter.collection.series import ResultError, Shape, render_plain
-from exporter.collection.state import StateStore
+from exporter.collection.state import CursorState, StateStore
 from exporter.collection.totals import Totals
 from exporter.log import event
 from exporter.serving.selfmetrics import SelfMetrics
@@ -76,10 +76,9 @@ class KpiPoll:
         self._cursor: Any = kpi.initial_cursor
         self._tiebreak: Any = 0
         self._rows = 0
+        self._stored: tuple[CursorState | None] | None = None  # None: not read yet
         self._restored = False
         self._positioned = kpi.start == "earliest"
-        if kpi.cursor is not None and store is not None:
-            self._restore()  # stored totals are published before any query answers
 
     @property
     def database(self) -> str:
@@ -162,9 +161,20 @@ class KpiPoll:
 
     # -- cursor KPIs -------------------------------------------------------------------------
 
-    def _restore(self) -> None:
-        assert self.store is not None
-        state = self.store.load(self.kpi.name)
+    def load_state(self) -> None:
+        """Read a cursor KPI's stored state, changing nothing: a reload does this while it
+        builds polls it may still discard, so an unreadable state refuses the reload."""
+        if self.kpi.cursor is not None and self.store is not None and self._stored is None:
+            self._stored = (self.store.load(self.kpi.name),)
+
+    def restore(self) -> None:
+        """Put the stored state in force: publish its totals before any query answers, or
+        reset it when the KPI changed what it accumulates."""
+        if self.kpi.cursor is None or self.store is None or self._restored:
+            return
+        self.load_state()
+        assert self._stored is not None
+        state = self._stored[0]
         fingerprint = self.kpi.fingerprint()
         if state is not None and state.fingerprint != fingerprint:
             event(
@@ -194,8 +204,7 @@ class KpiPoll:
         self._restored = True
 
     def _poll_cursor(self, now: float) -> Snapshot:
-        if not self._restored:
-            self._restore()
+        self.restore()
         assert self._totals is not None and self.store is not None
         rows_before = self._rows
         try:

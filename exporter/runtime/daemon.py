@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from logging import INFO, WARNING
 from pathlib import Path
 from typing import Any
 
 from exporter.collection.polls import KpiPoll
 from exporter.collection.scheduling import Schedule
-from exporter.collection.state import StateStore
+from exporter.collection.state import StateError, StateStore
 from exporter.log import event
 from exporter.serving import statuspage
 from exporter.serving.publication import Publication
@@ -23,6 +24,17 @@ from exporter.spec.loading import LoadedSpec, SpecError, load_spec
 from exporter.spec.model import Database, Kpi, Spec
 
 CANCEL_WAIT = 5.0  # seconds polls get to wind down after their queries were cancelled
+
+
+@dataclass(frozen=True)
+class _Build:
+    """A spec's sources, polls and state store, built but not yet in force."""
+
+    spec: Spec
+    sources: dict[str, Source]
+    polls: dict[str, KpiPoll]  # every KPI's poll: kept running ones and `built`
+    built: list[KpiPoll]  # the new polls, not yet scheduled
+    store: StateStore | None
 
 
 class Daemon:
@@ -55,49 +67,84 @@ class Daemon:
     def spec(self) -> Spec:
         return self.loaded.spec
 
-    def _source(self, name: str, database: Database, pool_timeout: float) -> Source:
-        if name in self.sources and self._source_config.get(name) == database:
-            return self.sources[name]
-        old = self.sources.get(name)
-        self.sources[name] = open_source(name, database, pool_timeout)
-        self._source_config[name] = database
-        if old is not None:
-            old.close()
-        return self.sources[name]
-
     def _apply(self, spec: Spec) -> None:
-        """Make the running polls match `spec`: keep the unchanged, restart the changed."""
+        """Make the running polls match `spec`: keep the unchanged, restart the changed.
+
+        Build-then-swap: every new source, poll and the state store are built first; only
+        when all of them were built does anything running change. A failure closes what was
+        built and raises, and the running spec goes on untouched.
+        """
         if self._narrow is not None:
             spec = self._narrow(spec)
-        if self.store is None and any(k.cursor for k in spec.kpis):
-            self.store = StateStore(spec.exporter.state_dir)
-        wanted = {k.name: k for k in spec.kpis}
-        for name in list(self.polls):
-            poll = self.polls[name]
-            new = wanted.get(name)
-            if new is not None and self._unchanged(poll, spec, new):
+        self._swap(self._build(spec))
+
+    def _build(self, spec: Spec) -> _Build:
+        opened: dict[str, Source] = {}
+        store = self.store
+        try:
+            if store is None and any(k.cursor for k in spec.kpis):
+                store = StateStore(spec.exporter.state_dir)
+            for name, database in spec.databases.items():
+                if name not in self.sources or self._source_config.get(name) != database:
+                    opened[name] = open_source(name, database, spec.exporter.pool_timeout)
+            sources = {name: opened.get(name) or self.sources[name] for name in spec.databases}
+            polls: dict[str, KpiPoll] = {}
+            built: list[KpiPoll] = []
+            for kpi in spec.kpis:
+                running = self.polls.get(kpi.name)
+                if running is not None and self._unchanged(running, spec, kpi):
+                    polls[kpi.name] = running
+                    continue
+                poll = KpiPoll(
+                    spec,
+                    kpi,
+                    sources[kpi.database],
+                    self.metrics,
+                    self.publication.publish,
+                    store,
+                )
+                poll.load_state()
+                polls[kpi.name] = poll
+                built.append(poll)
+        except BaseException:
+            for source in opened.values():
+                source.close()
+            if store is not None and store is not self.store:
+                store.close()
+            raise
+        return _Build(spec, sources, polls, built, store)
+
+    def _swap(self, new: _Build) -> None:
+        """Put a built spec in force; nothing here can fail on bad input."""
+        spec = new.spec
+        for name, poll in self.polls.items():
+            if new.polls.get(name) is poll:
                 continue
             self.schedule.remove(name)
-            del self.polls[name]
+            kpi = new.polls[name].kpi if name in new.polls else None
             same_series = (
-                new is not None
-                and (new.labels, new.type) == (poll.kpi.labels, poll.kpi.type)
-                and spec.metric_name(new) == poll.metric
+                kpi is not None
+                and (kpi.labels, kpi.type) == (poll.kpi.labels, poll.kpi.type)
+                and spec.metric_name(kpi) == poll.metric
                 and dict(spec.exporter.labels) == poll.const_labels
             )
             if not same_series:
                 self.publication.withdraw(name)
-            if new is None:
+            if kpi is None:
                 self.metrics.forget(name, poll.database)
-        for name, database in spec.databases.items():
-            self._source(name, database, spec.exporter.pool_timeout)
-        for name in set(self.sources) - set(spec.databases):
-            self.sources.pop(name).close()
-            self._source_config.pop(name, None)
+        retired = [s for name, s in self.sources.items() if new.sources.get(name) is not s]
+        self.sources = new.sources
+        self._source_config = dict(spec.databases)
+        self.store = new.store
+        self.polls = new.polls
         self.metrics.declare((k.name, k.database) for k in spec.kpis)
-        for kpi in spec.kpis:
-            if kpi.name not in self.polls:
-                self.polls[kpi.name] = self._new_poll(spec, kpi)
+        for poll in new.built:
+            database = spec.databases[poll.database]
+            executor = self.schedule.executor(poll.database, database.max_connections + 2)
+            self.schedule.add(poll.kpi, poll.run, executor)
+            poll.restore()  # stored totals are published before any query answers
+        for source in retired:
+            source.close()
         if self.store is not None:
             for name in self.store.keep_only(k.name for k in spec.kpis if k.cursor):
                 event(INFO, "state_removed", kpi=name, why="no longer in the spec")
@@ -110,20 +157,6 @@ class Daemon:
             and spec.metric_name(kpi) == poll.metric
             and dict(spec.exporter.labels) == poll.const_labels
         )
-
-    def _new_poll(self, spec: Spec, kpi: Kpi) -> KpiPoll:
-        poll = KpiPoll(
-            spec,
-            kpi,
-            self.sources[kpi.database],
-            self.metrics,
-            self.publication.publish,
-            self.store,
-        )
-        database = spec.databases[kpi.database]
-        executor = self.schedule.executor(kpi.database, database.max_connections + 2)
-        self.schedule.add(kpi, poll.run, executor)
-        return poll
 
     def start(self) -> None:
         self.schedule.start()
@@ -155,11 +188,12 @@ class Daemon:
                 return False, errors
             try:
                 self._apply(loaded.spec)
-            except QueryError as exc:
+            except (QueryError, StateError) as exc:
+                message = exc.message if isinstance(exc, QueryError) else str(exc)
                 self.metrics.reload_ok.set(0)
-                self.last_reload_error = exc.message
-                event(WARNING, "reload_failed", error=exc.message)
-                return False, [exc.message]
+                self.last_reload_error = message
+                event(WARNING, "reload_failed", error=message)
+                return False, [message]
             self.loaded = loaded
             self.metrics.loaded(loaded.digest)
             self.last_reload_error = None

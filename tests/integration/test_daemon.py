@@ -17,13 +17,18 @@ kpis:
 """
 
 
+def started(tmp_path: Path) -> tuple[Daemon, Path, Path]:
+    """A daemon on SPEC over a new SQLite file: (daemon, spec file, database file)."""
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(service="a", namespace="", db=db))
+    return Daemon(load_spec([spec]), [spec]), spec, db
+
+
 class TestReload:
     def test_exporter_labels_and_namespace_changes_reach_the_series(self, tmp_path: Path) -> None:
-        db = tmp_path / "app.db"
-        sqlite3.connect(db).close()
-        spec = tmp_path / "spec.yaml"
-        spec.write_text(SPEC.format(service="a", namespace="", db=db))
-        daemon = Daemon(load_spec([spec]), [spec])
+        daemon, spec, db = started(tmp_path)
         try:
             assert daemon.poll_all_once()
             assert b'orders{service="a"} 3.0' in daemon.publication.body(False, False)
@@ -33,5 +38,97 @@ class TestReload:
             assert b"orders{" not in body  # the old series are withdrawn at once
             assert daemon.poll_all_once()
             assert b'shop_orders{service="b"} 3.0' in daemon.publication.body(False, False)
+        finally:
+            daemon.stop(grace=0)
+
+
+TWO_DATABASES = """\
+exporter: {{labels: {{service: shop}}}}
+databases:
+  app: {{dsn: "sqlite:///{app}"}}
+  side: {side}
+kpis:
+  - {{name: orders, type: gauge, database: app, interval: 1m, query: SELECT 3 AS value}}
+  - {{name: moving, type: gauge, database: side, interval: 1m, query: SELECT {moving} AS value}}
+"""
+
+
+def own_series(daemon: Daemon) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """The exporter's own series (name and labels), but the reload outcome's."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items())))
+        for family in daemon.metrics.registry.collect()
+        for sample in family.samples
+        if sample.name.startswith("kpi_exporter_") and "reload" not in sample.name
+    }
+
+
+class TestRefusedReload:
+    def test_a_source_that_fails_to_open_changes_nothing(self, tmp_path: Path) -> None:
+        app, side = tmp_path / "app.db", tmp_path / "side.db"
+        for db in (app, side):
+            sqlite3.connect(db).close()
+        dsn_file = tmp_path / "side.dsn"  # does not exist yet
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(
+            TWO_DATABASES.format(app=app, side=f'{{dsn: "sqlite:///{side}"}}', moving=1)
+        )
+        daemon = Daemon(load_spec([spec]), [spec])
+        try:
+            assert daemon.poll_all_once()
+            polls, sources = dict(daemon.polls), dict(daemon.sources)
+            jobs = {job.id: job.trigger for job in daemon.schedule.scheduler.get_jobs()}
+            body = daemon.publication.body(False, False)
+            series = own_series(daemon)
+            assert b'moving{service="shop"} 1.0' in body
+
+            # `side` now reads its DSN from a file that is missing, and `moving` changes
+            spec.write_text(
+                TWO_DATABASES.format(app=app, side=f"{{dsn_file: {dsn_file}}}", moving=2)
+            )
+            ok, errors = daemon.reload()
+            assert not ok and "cannot read dsn_file" in errors[0]
+            assert daemon.polls == polls
+            assert all(daemon.polls[name] is poll for name, poll in polls.items())
+            assert daemon.sources == sources
+            assert {job.id: job.trigger for job in daemon.schedule.scheduler.get_jobs()} == jobs
+            assert daemon.publication.body(False, False) == body
+            assert own_series(daemon) == series
+            assert daemon.poll_all_once()  # the running spec still polls both KPIs
+            assert b'moving{service="shop"} 1.0' in daemon.publication.body(False, False)
+
+            # with the file in place the same spec loads; the unchanged KPI keeps its poll
+            dsn_file.write_text(f"sqlite:///{side}\n")
+            assert daemon.reload() == (True, [])
+            assert daemon.polls["orders"] is polls["orders"]
+            assert daemon.polls["moving"] is not polls["moving"]
+            assert daemon.sources["app"] is sources["app"]
+            assert b'orders{service="shop"} 3.0' in daemon.publication.body(False, False)
+            assert daemon.poll_all_once()
+            assert b'moving{service="shop"} 2.0' in daemon.publication.body(False, False)
+        finally:
+            daemon.stop(grace=0)
+
+    def test_an_unusable_state_dir_refuses_the_reload(self, tmp_path: Path) -> None:
+        daemon, spec, app = started(tmp_path)
+        try:
+            assert daemon.poll_all_once()
+            polls, body = dict(daemon.polls), daemon.publication.body(False, False)
+            blocker = tmp_path / "not-a-dir"
+            blocker.write_text("")  # state_dir below a file: it cannot be created
+            cursor_kpi = (
+                "  - {name: rows_total, type: counter, database: app, interval: 1m, cursor: id,"
+                " query: 'SELECT 1 AS id WHERE 1 > :cursor LIMIT :batch'}\n"
+            )
+            spec.write_text(
+                SPEC.format(service="a", namespace="", db=app).replace(
+                    "exporter: {", f"exporter: {{state_dir: {blocker / 'state'}, "
+                )
+                + cursor_kpi
+            )
+            ok, errors = daemon.reload()
+            assert not ok and "cannot create state_dir" in errors[0]
+            assert daemon.polls == polls and daemon.store is None
+            assert daemon.publication.body(False, False) == body
         finally:
             daemon.stop(grace=0)

@@ -50,6 +50,8 @@ class Harness:
             )
             for k in self.spec.kpis
         }
+        for poll in self.polls.values():
+            poll.restore()  # as the daemon does once a poll is in force
 
     def poll(self, name: str) -> bool:
         return self.polls[name].run(force=True)
