@@ -95,12 +95,12 @@ def _simulate(spec: Spec) -> Any:
     from exporter.demo import Simulator
     from exporter.sources.base import resolve_dsn
     from exporter.sources.registry import scheme_of
-    from exporter.sources.sqlite import sqlite_path
+    from exporter.sources.sqlite import file_path
 
     for database in spec.databases.values():
         dsn = resolve_dsn(database)
         if scheme_of(dsn) == "sqlite":
-            simulator = Simulator(sqlite_path(dsn))
+            simulator = Simulator(file_path(dsn))
             simulator.start()
             return simulator
     raise click.UsageError("--simulate needs a sqlite:/// database in the spec")

@@ -35,9 +35,16 @@ class BackendEntry:
     install: str | None = None
 
 
+# not `extra`: bandit reads any extra(...) call as Django's QuerySet.extra (B610)
+def optional_extra(name: str) -> str:
+    """The `install` of a backend shipped as our optional extra `name`."""
+    return f"{PACKAGE}[{name}]"
+
+
 BUILTIN: tuple[BackendEntry, ...] = (
     BackendEntry(("postgresql", "postgres"), "exporter.sources.postgres:PostgresSource"),
     BackendEntry(("sqlite",), "exporter.sources.sqlite:SqliteSource"),
+    BackendEntry(("duckdb",), "exporter.sources.duckdb:DuckdbSource", optional_extra("duckdb")),
 )
 
 
@@ -46,11 +53,6 @@ class BackendError(QueryError):
 
     def __init__(self, message: str) -> None:
         super().__init__("connection", message)
-
-
-def extra(name: str) -> str:
-    """The `install` of a backend shipped as our optional extra `name`."""
-    return f"{PACKAGE}[{name}]"
 
 
 def scheme_of(dsn: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,15 +10,16 @@ from typing import Any, ClassVar
 from urllib.parse import quote, unquote
 
 from exporter.sources.base import DemoDialect, Guarantees, QueryError, Rows, RunningQueries
+from exporter.sources.running import QuerySlots
 from exporter.spec.model import Database
 from exporter.spec.params import ParamStyle, to_paramstyle
 
 _PROGRESS_STEPS = 5_000  # VM instructions between deadline checks
 
 
-def sqlite_path(dsn: str) -> Path:
-    """The file of a `sqlite:///relative` or `sqlite:////absolute` DSN."""
-    rest = dsn.removeprefix("sqlite:")
+def file_path(dsn: str) -> Path:
+    """The file of a `sqlite:///relative` or `sqlite:////absolute` DSN (or `duckdb:`)."""
+    rest = dsn.partition(":")[2]
     rest = rest.removeprefix("//")
     if rest.startswith("/") and not rest.startswith("//"):
         rest = rest[1:]  # sqlite:///x.db -> x.db ; sqlite:////abs -> /abs
@@ -27,12 +27,12 @@ def sqlite_path(dsn: str) -> Path:
         rest = rest[1:]
     path = unquote(rest.split("?", 1)[0])
     if not path:
-        raise QueryError("connection", "sqlite DSN has no file path")
+        raise QueryError("connection", f"{dsn.partition(':')[0]} DSN has no file path")
     return Path(path)
 
 
 class SqliteSource:
-    """A SQLite file; a semaphore bounds concurrent queries like a pool would."""
+    """A SQLite file; slots bound concurrent queries like a pool would."""
 
     # the deadline is checked by SQLite's own VM (progress handler): it stops the query itself
     guarantees: ClassVar = Guarantees(
@@ -43,11 +43,10 @@ class SqliteSource:
 
     def __init__(self, name: str, dsn: str, database: Database, pool_timeout: float) -> None:
         self.name = name
-        self.path = sqlite_path(dsn)
+        self.path = file_path(dsn)
         self.read_only = database.read_only
         self.connect_timeout = database.connect_timeout
-        self.pool_timeout = pool_timeout
-        self._slots = threading.BoundedSemaphore(database.max_connections)
+        self.slots = QuerySlots(database.max_connections, pool_timeout)
         self._running: RunningQueries[sqlite3.Connection] = RunningQueries(
             sqlite3.Connection.interrupt
         )
@@ -66,11 +65,7 @@ class SqliteSource:
         return conn
 
     def query(self, sql: str, params: Mapping[str, Any], timeout: float) -> Rows:
-        if not self._slots.acquire(timeout=self.pool_timeout):
-            raise QueryError(
-                "pool", f"no free connection slot within {self.pool_timeout:g}s (max_connections)"
-            )
-        try:
+        with self.slots.slot():
             conn = self._connect()
             try:
                 started = time.monotonic()
@@ -103,8 +98,6 @@ class SqliteSource:
                 raise QueryError("sql", str(exc)) from None
             finally:
                 conn.close()
-        finally:
-            self._slots.release()
 
     def cancel_running(self) -> int:
         """Interrupt every query running now (shutdown after its grace period)."""

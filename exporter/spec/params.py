@@ -45,7 +45,7 @@ def to_pyformat(query: str) -> str:
 
 
 # How a driver spells a bound parameter (PEP 249's paramstyle names, plus DuckDB's `$name`).
-ParamStyle = Literal["named", "pyformat", "dollar"]
+ParamStyle = Literal["named", "pyformat", "dollar", "sqlalchemy"]
 
 
 @lru_cache(maxsize=4096)
@@ -53,7 +53,8 @@ def to_paramstyle(query: str, style: ParamStyle) -> str:
     """The query with its `:name` placeholders in a driver's style; values stay bound.
 
     named: `:name` as written (sqlite3, SQLAlchemy's text()); pyformat: `%(name)s` with
-    literal percent signs doubled (psycopg, PyMySQL, mysqlclient); dollar: `$name` (DuckDB).
+    literal percent signs doubled (psycopg, PyMySQL, mysqlclient); dollar: `$name` (DuckDB);
+    sqlalchemy: `:name` for text(), other colons it would misread escaped.
     """
     if style == "named":
         return query
@@ -61,4 +62,32 @@ def to_paramstyle(query: str, style: ParamStyle) -> str:
         return to_pyformat(query)
     if style == "dollar":
         return _TOKEN.sub(lambda m: f"${m.group('name')}" if m.group("name") else m.group(0), query)
+    if style == "sqlalchemy":
+        return to_sqlalchemy_text(query)
     raise ValueError(f"unknown parameter style {style!r}")
+
+
+# What SQLAlchemy's text() reads as a bind parameter (sqlalchemy.sql.elements.TextClause).
+_SQLALCHEMY_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?![:\w])")
+
+
+def to_sqlalchemy_text(query: str) -> str:
+    """Keep `:name` placeholders for SQLAlchemy's text(); escape (`\\:`) every other colon
+    that text() would take for one (inside strings and comments), and part a placeholder
+    from a following `::` cast, which text() would otherwise not see as a placeholder."""
+    edits: dict[int, tuple[int, str]] = {}
+    for match in _TOKEN.finditer(query):
+        if match.group("name"):
+            cast = query.startswith(":", match.end())
+            edits[match.start()] = (match.end(), match.group(0) + (" " if cast else ""))
+    for match in _SQLALCHEMY_BIND.finditer(query):
+        if match.start() not in edits:
+            edits[match.start()] = (match.end(), "\\" + match.group(0))
+    parts: list[str] = []
+    position = 0
+    for start in sorted(edits):
+        end, replacement = edits[start]
+        parts += [query[position:start], replacement]
+        position = end
+    parts.append(query[position:])
+    return "".join(parts)

@@ -66,7 +66,9 @@ def _without_driver(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Register `fastdb://` as our extra `fast`, whose module imports a driver not installed."""
     _module(directory, "kpi_test_fastdb", "import kpi_test_absent_driver  # noqa: F401\n")
     monkeypatch.syspath_prepend(str(directory))
-    entry = registry.BackendEntry(("fastdb",), "kpi_test_fastdb:FastSource", registry.extra("fast"))
+    entry = registry.BackendEntry(
+        ("fastdb",), "kpi_test_fastdb:FastSource", registry.optional_extra("fast")
+    )
     monkeypatch.setitem(registry._BUILTIN, "fastdb", entry)
 
 

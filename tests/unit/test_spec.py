@@ -10,7 +10,7 @@ from support.specs import BASE, kpi, write
 
 from exporter.spec.fields import format_duration, parse_duration
 from exporter.spec.loading import SpecError, load_spec
-from exporter.spec.params import placeholders, to_pyformat
+from exporter.spec.params import placeholders, to_paramstyle, to_pyformat
 
 
 def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
@@ -46,6 +46,21 @@ class TestPlaceholders:
     def test_pyformat_escapes_percent(self) -> None:
         assert to_pyformat("SELECT '5%' WHERE a LIKE 'x%' AND b = :now") == (
             "SELECT '5%%' WHERE a LIKE 'x%%' AND b = %(now)s"
+        )
+
+    def test_dollar_style_for_duckdb(self) -> None:
+        query = "SELECT x::int, ':a', '5%' -- :c\nFROM t WHERE y > :cursor::TIMESTAMP AND z = :now"
+        assert to_paramstyle(query, "dollar") == (
+            "SELECT x::int, ':a', '5%' -- :c\nFROM t WHERE y > $cursor::TIMESTAMP AND z = $now"
+        )
+
+    def test_sqlalchemy_text_keeps_placeholders_and_escapes_other_colons(self) -> None:
+        # text() would read ':a' in the string, ':c' in the comment and ':1' as parameters,
+        # and would not see ':cursor' glued to a '::' cast
+        query = "SELECT x::int, ':a', $$ :b $$ -- :c\nFROM t WHERE y > :cursor::date AND z = :1"
+        assert to_paramstyle(query, "sqlalchemy") == (
+            "SELECT x::int, '\\:a', $$ \\:b $$ -- \\:c\n"
+            "FROM t WHERE y > :cursor ::date AND z = \\:1"
         )
 
 
