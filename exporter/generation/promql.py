@@ -136,7 +136,7 @@ def ratio_sum(spec: Spec, ratio: Ratio, names: Sequence[str], window: float) -> 
     without series yet (no failures so far) does not empty the sum."""
     level = ratio_level(spec, ratio)
     unique = list(dict.fromkeys(names))
-    rates = [f"rate({series(name, spec)}[{duration(window)}])" for name in unique]
+    rates = [dedup(spec, f"rate({series(name, spec)}[{duration(window)}])") for name in unique]
     if len(rates) == 1:
         return aggregate("sum", rates[0], by=level, without=level is None)
     tagged = " or ".join(

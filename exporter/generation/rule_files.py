@@ -56,7 +56,9 @@ def group_document(group: RuleGroup) -> dict[str, Any]:
         else:
             entry = {"record": rule.record, "expr": rule.expr}
         rules.append(entry)
-    return {"name": group.name, "rules": rules}
+    if group.interval is None:
+        return {"name": group.name, "rules": rules}
+    return {"name": group.name, "interval": duration(group.interval), "rules": rules}
 
 
 def rules_document(groups: tuple[RuleGroup, ...]) -> dict[str, Any]:

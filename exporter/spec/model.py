@@ -282,6 +282,9 @@ class Ratio(Strict):
     good: MetricName
     total: list[MetricName] = Field(min_length=1)
     window: Duration = 300.0
+    min_events: int = Field(
+        20, ge=0, description="threshold alerts need this many events in the window"
+    )
     alerts: list[Threshold] = Field(default_factory=list)
     slo: Slo | None = None
     target: Target | None = None

@@ -130,7 +130,6 @@ def _values(numbers: list[float]) -> str:
 # --- 1. ratios go blind when a label set has no good series --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding1_ratio_of_a_type_failing_completely_fires(tmp_path: Path) -> None:
     """A generation type whose every event fails (no `ok_total` series at all) fires both the
     threshold and the fastest burn-rate alert. Old rules: `good / total` is empty for that
@@ -308,7 +307,6 @@ alerts:
     assert "2 is not a bucket boundary of latency_seconds (0.5, 1, 2.5)" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding4_ratio_alert_needs_minimum_traffic(tmp_path: Path) -> None:
     """One success and one failure every 2 minutes (half failing, 5 events in 5 minutes) is
     too little traffic to page on. Old rules: LowSuccessRate fired on the 50% ratio."""
@@ -395,7 +393,6 @@ def test_finding5_forecast_waits_until_the_value_is_near_the_limit(tmp_path: Pat
 RANGE = r"\[(\d+)([smhdw])\]"
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding6_long_windows_read_recorded_series(tmp_path: Path) -> None:
     """No rule reads a scraped series (a name without `:`) over more than 1h, the long SLO
     windows come from a group evaluated at most every 5m, and alert groups evaluate every 30s.

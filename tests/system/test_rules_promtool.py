@@ -94,7 +94,7 @@ def test_generated_tests_catch_broken_rules(tmp_path: Path) -> None:
         ("ratio_rate5m < 0.9", "ratio_rate5m < 0.1", "ratio-generation_success_ratio"),
         ('up{job="kpi-exporter"} == 0', 'up{job="kpi-exporter"} == 2', "health"),
         ("(14.4 * 0.01)", "(144 * 0.01)", "ratio-generation_success_ratio"),
-        ("< 0.9\n    for: 10m", "< 0.9\n    for: 20m", "ratio-generation_success_ratio"),
+        (">= 20\n    for: 10m", ">= 20\n    for: 20m", "ratio-generation_success_ratio"),
         ("stddev_over_time", "0 * stddev_over_time", "kpi-active_users"),
     ]
     for old, new, test in mutations:

@@ -7,22 +7,27 @@ from collections.abc import Sequence
 from exporter.generation.rules.free import free_alerts, free_records
 from exporter.generation.rules.health import health_rules
 from exporter.generation.rules.kpis import kpi_alerts
-from exporter.generation.rules.model import AlertRule, RecordRule, Rule, RuleGroup, RuleSet
+from exporter.generation.rules.model import AlertRule, Rule, RuleGroup, RuleSet
 from exporter.generation.rules.ratios import ratio_record, ratio_threshold_alert
-from exporter.generation.rules.slo import burn_alerts, slo_records
+from exporter.generation.rules.slo import SAMPLE_INTERVAL, burn_alerts, slo_records
 from exporter.spec.model import Kpi, Ratio, Spec
 
 MAX_GROUP_RULES = 20
+ALERT_INTERVAL = 30.0  # the brief: alert groups are evaluated every 30 s
 HEALTH_GROUP = "kpi-exporter-health"
 CUSTOM_GROUP = "kpi-exporter-custom-alerts"
 CUSTOM_RECORDS_GROUP = "kpi-exporter-custom.rules"
 
 
-def ratio_records(spec: Spec, ratio: Ratio) -> list[RecordRule]:
-    rules = [ratio_record(spec, ratio)]
-    if ratio.slo is not None:
-        rules.extend(slo_records(spec, ratio))
-    return rules
+def ratio_records(spec: Spec, ratio: Ratio) -> list[RuleGroup]:
+    """The ratio's group (evaluated with the alerts) and, with an SLO, its sampled group."""
+    rules = ratio_record(spec, ratio)
+    if ratio.slo is None:
+        return _groups(ratio_group_name(ratio, True), rules, ALERT_INTERVAL)
+    fast, sampled = slo_records(spec, ratio)
+    return _groups(ratio_group_name(ratio, True), rules + fast, ALERT_INTERVAL) + _groups(
+        f"ratio-{ratio.name}-slo.rules", sampled, SAMPLE_INTERVAL
+    )
 
 
 def ratio_alerts(spec: Spec, ratio: Ratio) -> list[AlertRule]:
@@ -32,15 +37,15 @@ def ratio_alerts(spec: Spec, ratio: Ratio) -> list[AlertRule]:
     return rules
 
 
-def _groups(name: str, rules: Sequence[Rule]) -> list[RuleGroup]:
+def _groups(name: str, rules: Sequence[Rule], interval: float | None = None) -> list[RuleGroup]:
     """One group, or numbered groups of at most MAX_GROUP_RULES rules."""
     if not rules:
         return []
     if len(rules) <= MAX_GROUP_RULES:
-        return [RuleGroup(name, tuple(rules))]
+        return [RuleGroup(name, tuple(rules), interval)]
     chunks = range(0, len(rules), MAX_GROUP_RULES)
     return [
-        RuleGroup(f"{name}-{n}", tuple(rules[start : start + MAX_GROUP_RULES]))
+        RuleGroup(f"{name}-{n}", tuple(rules[start : start + MAX_GROUP_RULES]), interval)
         for n, start in enumerate(chunks, 1)
     ]
 
@@ -55,13 +60,13 @@ def ratio_group_name(ratio: Ratio, records: bool) -> str:
 
 def build_rules(spec: Spec) -> RuleSet:
     """All rules for a valid spec, in a stable order (health, KPIs, ratios by name, custom)."""
-    alerts = _groups(HEALTH_GROUP, health_rules(spec))
+    alerts = _groups(HEALTH_GROUP, health_rules(spec), ALERT_INTERVAL)
     for kpi in sorted(spec.kpis, key=lambda k: k.name):
-        alerts += _groups(kpi_group_name(kpi), kpi_alerts(spec, kpi))
+        alerts += _groups(kpi_group_name(kpi), kpi_alerts(spec, kpi), ALERT_INTERVAL)
     records: list[RuleGroup] = []
     for ratio in sorted(spec.ratios, key=lambda r: r.name):
-        records += _groups(ratio_group_name(ratio, True), ratio_records(spec, ratio))
-        alerts += _groups(ratio_group_name(ratio, False), ratio_alerts(spec, ratio))
-    alerts += _groups(CUSTOM_GROUP, free_alerts(spec))
+        records += ratio_records(spec, ratio)
+        alerts += _groups(ratio_group_name(ratio, False), ratio_alerts(spec, ratio), ALERT_INTERVAL)
+    alerts += _groups(CUSTOM_GROUP, free_alerts(spec), ALERT_INTERVAL)
     records += _groups(CUSTOM_RECORDS_GROUP, free_records(spec))
     return RuleSet(tuple(alerts), tuple(records))

@@ -41,6 +41,7 @@ Rule = AlertRule | RecordRule
 class RuleGroup:
     name: str
     rules: tuple[Rule, ...]
+    interval: float | None = None  # seconds; None leaves Prometheus' evaluation_interval
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,45 @@ def ratio_labels(spec: Spec, ratio: Ratio) -> list[str]:
     return [n for n in promql.source_labels(spec, kpis[0]) if n != "instance"]
 
 
+def _or_zero(part: str, total: str) -> str:
+    """`part`, or 0 for a label set whose total has events but `part` has no series yet."""
+    return f"({part} or {total} * 0)"
+
+
 def ratio_expr(spec: Spec, ratio: Ratio, window: float) -> str:
+    """Good over total; a label set without a good series (every event failing) reads 0."""
     good = promql.ratio_sum(spec, ratio, [ratio.good], window)
     total = promql.ratio_sum(spec, ratio, ratio.total, window)
-    return f"{good} / {total}"
+    return f"{_or_zero(good, total)} / {total}"
 
 
-def ratio_record(spec: Spec, ratio: Ratio) -> RecordRule:
-    return RecordRule(ratio.record_name, ratio_expr(spec, ratio, ratio.window))
+def error_events(spec: Spec, ratio: Ratio, window: float) -> str:
+    """Per-second rate of the ratio's bad events: the total's counters other than the good one
+    (missing ones read 0), or the total minus the good counter when good is counted apart."""
+    total = promql.ratio_sum(spec, ratio, ratio.total, window)
+    others = [name for name in ratio.total if name != ratio.good]
+    if ratio.good in ratio.total and others:
+        return _or_zero(promql.ratio_sum(spec, ratio, others, window), total)
+    good = promql.ratio_sum(spec, ratio, [ratio.good], window)
+    return f"({total} - {_or_zero(good, total)})"
+
+
+def error_ratio_expr(spec: Spec, ratio: Ratio, window: float) -> str:
+    """Errors over total: a label set that only fails reads 1, never nothing."""
+    total = promql.ratio_sum(spec, ratio, ratio.total, window)
+    return f"{error_events(spec, ratio, window)} / {total}"
+
+
+def events_record(ratio: Ratio) -> str:
+    return f"{promql.ratio_record_prefix(ratio)}:events_rate{duration(ratio.window)}"
+
+
+def ratio_record(spec: Spec, ratio: Ratio) -> list[RecordRule]:
+    """The ratio over its window and its events per second (the minimum-traffic guard)."""
+    return [
+        RecordRule(ratio.record_name, ratio_expr(spec, ratio, ratio.window)),
+        RecordRule(events_record(ratio), promql.ratio_sum(spec, ratio, ratio.total, ratio.window)),
+    ]
 
 
 def ratio_threshold_alert(spec: Spec, ratio: Ratio, threshold: Threshold) -> AlertRule:
@@ -40,15 +71,19 @@ def ratio_threshold_alert(spec: Spec, ratio: Ratio, threshold: Threshold) -> Ale
     value = ratio.record_name + promql.selector_matchers(threshold.matchers)
     agg = threshold.aggregate or ("min" if threshold.by is not None else None)
     by = None if threshold.by is None else promql.with_job(threshold.by)
+    events = events_record(ratio) + promql.selector_matchers(threshold.matchers)
     if agg is not None:
         value = aggregate(agg, value, by=by, without=by is None)
+        events = aggregate("sum", events, by=by, without=by is None)
+    # a ratio over a handful of events moves by whole percents with each one: no page on it
+    guard = f"{events} * {number(ratio.window)} >= {ratio.min_events}"
     labels = by if by is not None else ratio_labels(spec, ratio)
     subject = f"{promql.words(ratio.name)} over {duration(ratio.window)}"
     name = threshold.name or promql.camel(ratio.name) + ("High" if side == "above" else "Low")
     return alert_rule(
         spec,
         name,
-        f"{value} {op} {number(bound)}",
+        f"{value} {op} {number(bound)}" + (f" and {guard}" if ratio.min_events else ""),
         threshold.for_,
         {"severity": threshold.severity, "kpi": ratio.name},
         threshold.summary or f"{capital(subject)} is {side} {number(bound)}.",

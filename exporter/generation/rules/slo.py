@@ -15,7 +15,7 @@ from exporter.generation.rules.model import (
     label_list,
     number,
 )
-from exporter.generation.rules.ratios import ratio_expr, ratio_labels
+from exporter.generation.rules.ratios import error_events, error_ratio_expr, ratio_labels
 from exporter.spec.model import Ratio, Severity, Slo, Spec
 
 
@@ -56,26 +56,57 @@ def error_budget(slo: Slo) -> str:
     return format(float(budget), ".12g")
 
 
+# Windows up to an hour read the scraped counters; longer ones sum 5-minute rates sampled once
+# every 5 minutes (a 30d window reads 8,640 samples a series instead of 172,800 raw ones).
+RAW_WINDOW_LIMIT = 3600.0
+SAMPLE_INTERVAL = 300.0
+
+
 def slo_windows(ratio: Ratio) -> list[float]:
     assert ratio.slo is not None
     windows = {w.long for w in BURN_WINDOWS} | {w.short for w in BURN_WINDOWS}
     return sorted(windows | {ratio.slo.period})
 
 
-def slo_records(spec: Spec, ratio: Ratio) -> list[RecordRule]:
-    """Error ratios over every burn window and the SLO period, and the budget remaining."""
+def sample_records(ratio: Ratio) -> tuple[str, str]:
+    """The sampled bad and all events per second (every SAMPLE_INTERVAL, over it)."""
+    prefix = promql.ratio_record_prefix(ratio)
+    window = duration(SAMPLE_INTERVAL)
+    return f"{prefix}:error_sample_rate{window}", f"{prefix}:event_sample_rate{window}"
+
+
+def slo_records(spec: Spec, ratio: Ratio) -> tuple[list[RecordRule], list[RecordRule]]:
+    """(fast, sampled): error ratios over the short burn windows from the counters; and, in a
+    group evaluated every SAMPLE_INTERVAL, the sampled rates, the error ratios over the long
+    windows and the SLO period summed from them, and the budget remaining."""
     assert ratio.slo is not None
-    rules = [
-        RecordRule(error_ratio_record(ratio, window), f"1 - ({ratio_expr(spec, ratio, window)})")
-        for window in slo_windows(ratio)
+    windows = slo_windows(ratio)
+    fast = [
+        RecordRule(error_ratio_record(ratio, window), error_ratio_expr(spec, ratio, window))
+        for window in windows
+        if window <= RAW_WINDOW_LIMIT
     ]
-    rules.append(
+    errors, events = sample_records(ratio)
+    sampled = [
+        RecordRule(errors, error_events(spec, ratio, SAMPLE_INTERVAL)),
+        RecordRule(events, promql.ratio_sum(spec, ratio, ratio.total, SAMPLE_INTERVAL)),
+    ]
+    for window in windows:
+        if window > RAW_WINDOW_LIMIT:
+            span = duration(window)
+            sampled.append(
+                RecordRule(
+                    error_ratio_record(ratio, window),
+                    f"sum_over_time({errors}[{span}]) / sum_over_time({events}[{span}])",
+                )
+            )
+    sampled.append(
         RecordRule(
             budget_record(ratio),
             f"1 - ({error_ratio_record(ratio, ratio.slo.period)} / {error_budget(ratio.slo)})",
         )
     )
-    return rules
+    return fast, sampled
 
 
 def burn_alert_name(ratio: Ratio) -> str:
