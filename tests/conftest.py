@@ -1,10 +1,11 @@
-"""Shared fixtures: test tiers, PostgreSQL schemas, tool lookup, free ports, running exporters.
+"""Shared fixtures: test tiers, PostgreSQL schemas, MariaDB databases, tools, ports, exporters.
 
 Tiers come from the folder a test lives in (tests/unit, tests/integration, tests/system); the
 hook below marks each test with its folder's name, so `pytest -m unit` selects a tier."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TIERS = ("unit", "integration", "system")
 POSTGRES_DSN = os.environ.get("KPI_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_DSN = os.environ.get("KPI_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -89,6 +91,54 @@ def pg_schema(postgres_dsn: str) -> Iterator[tuple[str, str]]:
     finally:
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _mysql_problem() -> str | None:
+    try:
+        import mariadb  # noqa: F401
+    except ImportError:
+        return (
+            "the MariaDB driver is not installed (pip install -e '.[mysql]', needs libmariadb-dev)"
+        )
+    try:
+        mysql_connect(MYSQL_DSN).close()
+        return None
+    except Exception as exc:  # any failure means: no usable server
+        return f"MariaDB not reachable at {MYSQL_DSN}: {type(exc).__name__}"
+
+
+def mysql_connect(dsn: str, database: str | None = None) -> Any:
+    """A plain driver connection (autocommit) to a mysql:// DSN, optionally another database."""
+    import mariadb
+
+    from exporter.sources.mysql import connect_arguments
+
+    arguments = connect_arguments(dsn)
+    if database is not None:
+        arguments["database"] = database
+    return mariadb.connect(**arguments, connect_timeout=3, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def mysql_dsn() -> str:
+    problem = _mysql_problem()
+    need(problem is None, problem or "")
+    return MYSQL_DSN
+
+
+@pytest.fixture
+def mysql_database(mysql_dsn: str) -> Iterator[tuple[str, str]]:
+    """A fresh MariaDB database for one test; yields (its DSN, its name)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with contextlib.closing(mysql_connect(mysql_dsn)) as conn:
+        conn.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    base, _, query = mysql_dsn.partition("?")
+    dsn = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+    try:
+        yield dsn, name
+    finally:
+        with contextlib.closing(mysql_connect(mysql_dsn)) as conn:
+            conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def free_port() -> int:

@@ -45,6 +45,9 @@ BUILTIN: tuple[BackendEntry, ...] = (
     BackendEntry(("postgresql", "postgres"), "exporter.sources.postgres:PostgresSource"),
     BackendEntry(("sqlite",), "exporter.sources.sqlite:SqliteSource"),
     BackendEntry(("duckdb",), "exporter.sources.duckdb:DuckdbSource", optional_extra("duckdb")),
+    BackendEntry(
+        ("mysql", "mariadb"), "exporter.sources.mysql:MysqlSource", optional_extra("mysql")
+    ),
 )
 
 

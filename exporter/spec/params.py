@@ -45,7 +45,7 @@ def to_pyformat(query: str) -> str:
 
 
 # How a driver spells a bound parameter (PEP 249's paramstyle names, plus DuckDB's `$name`).
-ParamStyle = Literal["named", "pyformat", "dollar", "sqlalchemy"]
+ParamStyle = Literal["named", "pyformat", "dollar", "sqlalchemy", "qmark"]
 
 
 @lru_cache(maxsize=4096)
@@ -55,6 +55,8 @@ def to_paramstyle(query: str, style: ParamStyle) -> str:
     named: `:name` as written (sqlite3, SQLAlchemy's text()); pyformat: `%(name)s` with
     literal percent signs doubled (psycopg, PyMySQL, mysqlclient); dollar: `$name` (DuckDB);
     sqlalchemy: `:name` for text(), other colons it would misread escaped.
+    qmark: `?` read with MySQL's lexing (MariaDB Connector/Python; to_qmark_mysql also gives
+    the names in the order their values are bound).
     """
     if style == "named":
         return query
@@ -64,6 +66,8 @@ def to_paramstyle(query: str, style: ParamStyle) -> str:
         return _TOKEN.sub(lambda m: f"${m.group('name')}" if m.group("name") else m.group(0), query)
     if style == "sqlalchemy":
         return to_sqlalchemy_text(query)
+    if style == "qmark":
+        return to_qmark_mysql(query)[0]
     raise ValueError(f"unknown parameter style {style!r}")
 
 
@@ -91,3 +95,35 @@ def to_sqlalchemy_text(query: str) -> str:
         position = end
     parts.append(query[position:])
     return "".join(parts)
+
+
+# MySQL and MariaDB: backslash escapes inside quotes, backtick identifiers, '#' comments, and
+# '-- ' comments only with whitespace after the dashes; no dollar quotes or '::' casts.
+_MYSQL_TOKEN = re.compile(
+    r"""
+    (?P<skip>
+        '(?:[^'\\]|\\.|'')*'
+      | "(?:[^"\\]|\\.|"")*"
+      | `(?:[^`]|``)*`
+      | (?:--[ \t\r\n]|\#)[^\n]*
+      | /\*.*?\*/
+    )
+    | (?<![:\w]):(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def to_qmark_mysql(query: str) -> tuple[str, tuple[str, ...]]:
+    """Rewrite a MySQL/MariaDB query's `:name` as `?`; returns the SQL and the names in order,
+    for a qmark driver that binds by position (a literal '%' stays as it is)."""
+    names: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name:
+            names.append(name)
+            return "?"
+        return match.group(0)
+
+    return _MYSQL_TOKEN.sub(replace, query), tuple(names)

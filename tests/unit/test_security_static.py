@@ -37,7 +37,7 @@ def test_no_sql_is_built_by_string_formatting() -> None:
     """Every execute() in the package takes literal SQL or the KPI's own query text."""
     found = []
     calls = 0
-    for path in sorted((ROOT / "exporter").glob("*.py")):
+    for path in sorted((ROOT / "exporter").rglob("*.py")):
         tree = ast.parse(path.read_text())
         for function in ast.walk(tree):
             if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
