@@ -397,14 +397,15 @@ def _queue_jobs(
         failed = rng.random() < (0.3 if incident(finished) else queue.failure)
         outcome = "failed" if failed else "succeeded"
         updates.append((outcome, started, finished, finished - started, job_id))
-    cur.executemany(
-        _sql(
-            dialect,
-            "UPDATE queue_jobs SET status = ?, started_at = ?, finished_at = ?, "
-            "duration_seconds = ? WHERE id = ?",
-        ),
-        updates,
-    )
+    if updates:  # MariaDB's executemany refuses an empty list
+        cur.executemany(
+            _sql(
+                dialect,
+                "UPDATE queue_jobs SET status = ?, started_at = ?, finished_at = ?, "
+                "duration_seconds = ? WHERE id = ?",
+            ),
+            updates,
+        )
     rows: list[tuple[Any, ...]] = []
     for at in at_times:
         queue = QUEUES[_index(rng, [q.share for q in QUEUES])]
@@ -476,14 +477,22 @@ def _feature_events(
     _insert(cur, dialect, "feature_events", rows)
 
 
+_ROWS_PER_INSERT = 500  # at most 4,500 bound values a statement (SQLite allows 32,766)
+
+
 def _insert(cur: Any, dialect: str, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
     if not rows:
         return
     columns = _INSERT_COLUMNS[table]
-    marks = ", ".join("?" for _ in columns)
-    # identifiers from module constants; every value is a bound parameter
-    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # nosec B608
-    cur.executemany(_sql(dialect, statement), rows)
+    row_marks = "(" + ", ".join("?" for _ in columns) + ")"
+    # Multi-row INSERTs, not executemany: MariaDB's bulk executemany leaves gaps in
+    # AUTO_INCREMENT ids, and the simulator picks users and sessions by id.
+    for first in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[first : first + _ROWS_PER_INSERT]
+        marks = ", ".join(row_marks for _ in chunk)
+        # identifiers from module constants; every value is a bound parameter
+        statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {marks}"  # nosec B608
+        cur.execute(_sql(dialect, statement), [value for row in chunk for value in row])
 
 
 def _sql(dialect: str, statement: str) -> str:

@@ -1,4 +1,5 @@
-"""The demo database, its simulator, and the demo spec's queries on SQLite and PostgreSQL."""
+"""The demo database, its simulator, and the demo spec's queries on SQLite, PostgreSQL and
+MariaDB."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, mysql_connect
 
 from exporter import demo
 from exporter.spec.loading import load_spec
 from exporter.spec.model import Kpi, Spec
-from exporter.spec.params import placeholders, to_pyformat
+from exporter.spec.params import placeholders, to_pyformat, to_qmark_mysql
 
 DEMO_SPEC = ROOT / "config" / "demo.yaml"
 
@@ -60,6 +61,15 @@ def run_sqlite(conn: sqlite3.Connection, kpi: Kpi, params: dict[str, Any]) -> tu
 def run_pg(conn: Any, kpi: Kpi, params: dict[str, Any]) -> tuple[list, list]:
     cur = conn.execute(to_pyformat(kpi.query), params)
     return [d.name for d in cur.description], cur.fetchall()
+
+
+def run_mariadb(conn: Any, kpi: Kpi, params: dict[str, Any]) -> tuple[list, list]:
+    sql, names = to_qmark_mysql(kpi.query)
+    cur = conn.cursor()
+    cur.execute(sql, tuple(params[name] for name in names))
+    columns, rows = [d[0] for d in cur.description], list(cur.fetchall())
+    cur.close()
+    return columns, rows
 
 
 def normalized(rows: list, ordered: bool) -> list[tuple]:
@@ -155,6 +165,36 @@ class TestSeed:
             assert first.execute(query).fetchall() == second.execute(query).fetchall(), table
 
 
+def same_rows_as_sqlite(spec: Spec, conn: Any, dialect: str, run: Any) -> list[str]:
+    """Seed `conn` as the SQLite reference is seeded; every KPI's rows must match SQLite's."""
+    lite = seeded_sqlite()
+    rng = random.Random(SEED)
+    demo.create_schema(conn, dialect)
+    demo.create_schema(conn, dialect)
+    demo.seed(conn, dialect, NOW, rng)
+    for tick in range(1, TICKS + 1):
+        demo.insert_activity(conn, dialect, NOW + tick, rng, 1.0)
+    problems = []
+    for kpi in spec.kpis:
+        params = bind(kpi, NOW + TICKS)
+        lite_columns, lite_rows = run_sqlite(lite, kpi, params)
+        columns, rows = run(conn, kpi, params)
+        if columns != lite_columns:
+            problems.append(f"{kpi.name}: columns {columns} != {lite_columns}")
+            continue
+        if not expected_columns(kpi) <= set(columns):
+            problems.append(f"{kpi.name}: missing columns in {columns}")
+        ordered = kpi.cursor is not None
+        got, want = normalized(rows, ordered), normalized(lite_rows, ordered)
+        if not want or not _close(got, want):
+            first = next((p for p in zip(got, want, strict=False) if p[0] != p[1]), None)
+            problems.append(
+                f"{kpi.name}: {len(got)} {dialect} rows, {len(want)} SQLite rows; "
+                f"first difference {first}"
+            )
+    return problems
+
+
 class TestKpiQueries:
     def test_every_query_returns_its_columns_on_sqlite(self, spec: Spec) -> None:
         conn = seeded_sqlite()
@@ -167,33 +207,18 @@ class TestKpiQueries:
         import psycopg
 
         dsn, _ = pg_schema
-        lite = seeded_sqlite()
         with psycopg.connect(dsn) as pg:
-            rng = random.Random(SEED)
-            demo.create_schema(pg, "postgresql")
-            demo.create_schema(pg, "postgresql")
-            demo.seed(pg, "postgresql", NOW, rng)
-            for tick in range(1, TICKS + 1):
-                demo.insert_activity(pg, "postgresql", NOW + tick, rng, 1.0)
-            problems = []
-            for kpi in spec.kpis:
-                params = bind(kpi, NOW + TICKS)
-                lite_columns, lite_rows = run_sqlite(lite, kpi, params)
-                pg_columns, pg_rows = run_pg(pg, kpi, params)
-                if pg_columns != lite_columns:
-                    problems.append(f"{kpi.name}: columns {pg_columns} != {lite_columns}")
-                    continue
-                if not expected_columns(kpi) <= set(pg_columns):
-                    problems.append(f"{kpi.name}: missing columns in {pg_columns}")
-                ordered = kpi.cursor is not None
-                got, want = normalized(pg_rows, ordered), normalized(lite_rows, ordered)
-                if not want or not _close(got, want):
-                    first = next((p for p in zip(got, want, strict=False) if p[0] != p[1]), None)
-                    problems.append(
-                        f"{kpi.name}: {len(got)} PostgreSQL rows, {len(want)} SQLite rows; "
-                        f"first difference {first}"
-                    )
-            assert not problems, "\n".join(problems)
+            problems = same_rows_as_sqlite(spec, pg, "postgresql", run_pg)
+        assert not problems, "\n".join(problems)
+
+    def test_same_rows_on_mariadb_and_sqlite(self, spec: Spec, mysql_database: tuple) -> None:
+        dsn, name = mysql_database
+        conn = mysql_connect(dsn, name)
+        try:
+            problems = same_rows_as_sqlite(spec, conn, "mysql", run_mariadb)
+        finally:
+            conn.close()
+        assert not problems, "\n".join(problems)
 
     def test_cursor_paging_reads_every_row_once(self, spec: Spec) -> None:
         conn = seeded_sqlite()
