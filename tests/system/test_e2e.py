@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gzip
 import json
 import math
@@ -12,19 +13,20 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from conftest import ROOT
+from conftest import ROOT, mysql_connect
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.parser import text_string_to_metric_families as text_parse
 
 from exporter import demo
 from exporter.spec.loading import load_spec
 from exporter.spec.model import Kpi
-from exporter.spec.params import placeholders, to_pyformat
+from exporter.spec.params import placeholders, to_pyformat, to_qmark_mysql
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -328,38 +330,61 @@ def run_query(conn: Any, kpi: Kpi, now: float) -> list[dict[str, Any]]:
         "settled": now - (kpi.settle or 0),
     }
     used = {k: v for k, v in params.items() if k in placeholders(kpi.query)}
-    cursor = conn.execute(to_pyformat(kpi.query), used)
-    names = [d.name for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    if hasattr(conn, "execute"):  # psycopg
+        cursor = conn.execute(to_pyformat(kpi.query), used)
+        names = [d.name for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    sql, order = to_qmark_mysql(kpi.query)  # MariaDB Connector/Python binds by position
+    cursor = conn.cursor()
+    cursor.execute(sql, tuple(used[name] for name in order))
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    cursor.close()
+    return rows
 
 
-class TestDemoOnPostgres:
-    """The demo spec, unchanged, on PostgreSQL with the demo schema: every KPI equals its SQL."""
-
-    def test_every_kpi_equals_sql(
-        self, pg_schema: tuple[str, str], tmp_path: Path, run_exporter: Any
-    ) -> None:
+@contextlib.contextmanager
+def demo_database(engine: str, request: Any) -> Iterator[tuple[str, Any]]:
+    """A fresh schema (PostgreSQL) or database (MariaDB): its DSN and an autocommit connection."""
+    if engine == "postgresql":
         import psycopg
 
-        dsn, _ = pg_schema
-        seeded_at = time.time() - 120
+        dsn, _ = request.getfixturevalue("pg_schema")
         with psycopg.connect(dsn, autocommit=True) as conn:
-            demo.create_schema(conn, "postgresql")
-            demo.seed(conn, "postgresql", seeded_at, random.Random(11))
-        before = time.time()
-        exporter = run_exporter(
-            ["-c", str(ROOT / "config/demo.yaml")],
-            env={"KPI_DEMO_DSN": dsn, "KPI_STATE_DIR": str(tmp_path / "state")},
-        )
-        exporter.wait_ready(timeout=60)
-        ready = requests.get(exporter.url + "/ready", timeout=5).json()
-        failed = {k: v["last_error"] for k, v in ready["kpis"].items() if v["state"] != "ok"}
-        assert not failed
-        samples = parse(exporter.metrics())
-        after = time.time()
-        spec = load_spec([ROOT / "config/demo.yaml"], env={"KPI_DEMO_DSN": dsn}).spec
-        compared = 0
-        with psycopg.connect(dsn, autocommit=True) as conn:
+            yield dsn, conn
+        return
+    dsn, name = request.getfixturevalue("mysql_database")
+    with contextlib.closing(mysql_connect(dsn, name)) as conn:
+        yield dsn, conn
+
+
+class TestDemoOnServers:
+    """The demo spec, unchanged, on PostgreSQL and MariaDB with the demo schema: every KPI
+    equals its SQL."""
+
+    @pytest.mark.parametrize(
+        ("engine", "dialect"), [("postgresql", "postgresql"), ("mariadb", "mysql")]
+    )
+    def test_every_kpi_equals_sql(
+        self, engine: str, dialect: str, request: Any, tmp_path: Path, run_exporter: Any
+    ) -> None:
+        with demo_database(engine, request) as (dsn, conn):
+            seeded_at = time.time() - 120
+            demo.create_schema(conn, dialect)
+            demo.seed(conn, dialect, seeded_at, random.Random(11))
+            before = time.time()
+            exporter = run_exporter(
+                ["-c", str(ROOT / "config/demo.yaml")],
+                env={"KPI_DEMO_DSN": dsn, "KPI_STATE_DIR": str(tmp_path / "state")},
+            )
+            exporter.wait_ready(timeout=60)
+            ready = requests.get(exporter.url + "/ready", timeout=5).json()
+            failed = {k: v["last_error"] for k, v in ready["kpis"].items() if v["state"] != "ok"}
+            assert not failed
+            samples = parse(exporter.metrics())
+            after = time.time()
+            spec = load_spec([ROOT / "config/demo.yaml"], env={"KPI_DEMO_DSN": dsn}).spec
+            compared = 0
             for kpi in spec.kpis:
                 truth = ground_truth(kpi, run_query(conn, kpi, before))
                 if ground_truth(kpi, run_query(conn, kpi, after)) != truth:
