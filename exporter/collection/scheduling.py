@@ -10,9 +10,9 @@ from collections.abc import Callable
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from exporter.spec import cron
 from exporter.spec.model import Kpi
 
 START_SPREAD = 2.0  # first polls are spread over up to this many seconds
@@ -42,7 +42,7 @@ def trigger_for(kpi: Kpi, start: dt.datetime | None = None) -> BaseTrigger:
             seconds=kpi.interval, jitter=jitter or None, start_date=start, timezone=dt.UTC
         )
     assert kpi.schedule is not None
-    return CronTrigger.from_crontab(kpi.schedule, timezone=dt.UTC)
+    return cron.trigger(kpi.schedule)
 
 
 def first_run(kpi: Kpi, now: dt.datetime) -> dt.datetime:

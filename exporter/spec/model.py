@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from exporter.spec.cron import cron_period
 from exporter.spec.fields import (
     CamelCaseName,
     Duration,
@@ -168,7 +168,7 @@ class Kpi(Strict):
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                CronTrigger.from_crontab(value)
+                cron_period(value)  # parses it, and refuses one that never fires
             except ValueError as exc:
                 raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
         return value
@@ -251,10 +251,13 @@ class Kpi(Strict):
 
     @property
     def period(self) -> float:
-        """Seconds between polls; a cron schedule counts as its shortest gap (≥ 60 s)."""
+        """Seconds between polls: the interval, or a cron schedule's longest gap between fire
+        times (a weekday schedule: the 72 h weekend). Stale alerts, rate windows, `check`'s
+        window checks, the retry backoff and the scheduler's misfire grace use it."""
         if self.interval is not None:
             return self.interval
-        return 60.0
+        assert self.schedule is not None
+        return cron_period(self.schedule)
 
     def fingerprint(self) -> str:
         """Identity of what this KPI accumulates: a change resets its cursor state."""

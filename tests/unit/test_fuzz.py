@@ -50,7 +50,12 @@ VALID = {
         },
     ],
     "ratios": [
-        {"name": "pay_ratio", "good": "biz_payments_total", "total": ["biz_payments_total"]}
+        {  # two polls of the */5 schedule: a ratio window must span two poll intervals
+            "name": "pay_ratio",
+            "good": "biz_payments_total",
+            "total": ["biz_payments_total"],
+            "window": "10m",
+        }
     ],
     "dashboards": [{"title": "D", "rows": [{"title": "R", "kpis": ["orders"]}]}],
 }
