@@ -71,6 +71,8 @@ class KpiPoll:
         self.used = placeholders(kpi.query)
         self.status = PollStatus()
         self._lock = threading.Lock()  # `once` and the scheduler may both call run()
+        self._outcome_lock = threading.RLock()  # orders results against retire()
+        self._retired = False
         self._totals: Totals | None = None
         self._shape: Shape | None = None
         self._cursor: Any = kpi.initial_cursor
@@ -94,13 +96,26 @@ class KpiPoll:
             try:
                 snapshot = self._poll(now)
             except PollFailed as failure:
-                self._failed(now, started, failure)
+                self._emit(self._failed, now, started, failure)
                 return False
             except Exception as exc:  # a bug must not kill the scheduler thread
-                self._failed(now, started, PollFailed(None, f"internal error: {exc!r}"))
+                self._emit(self._failed, now, started, PollFailed(None, f"internal error: {exc!r}"))
                 return False
-            self._succeeded(now, started, snapshot)
+            self._emit(self._succeeded, now, started, snapshot)
             return True
+
+    def retire(self) -> None:
+        """A reload replaced or removed this poll: from now on nothing it records reaches the
+        publication or the self-metrics, so a run still in flight cannot bring back the
+        series the reload withdrew. Waits only for a result being recorded right now."""
+        with self._outcome_lock:
+            self._retired = True
+
+    def _emit(self, record: Callable[..., object], *args: Any) -> None:
+        """record(*args), unless the poll is retired."""
+        with self._outcome_lock:
+            if not self._retired:
+                record(*args)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for a running poll to finish."""
@@ -135,7 +150,7 @@ class KpiPoll:
                 self.metrics.database_up.labels(self.database).set(0)
             raise PollFailed(exc.reason, exc.message) from None
         self.metrics.database_up.labels(self.database).set(1)
-        self.metrics.query_duration.labels(self.kpi.name, self.database).observe(rows.elapsed)
+        self._emit(self._observe_duration, rows.elapsed)
         return rows
 
     def _poll(self, now: float) -> Snapshot:
@@ -191,7 +206,7 @@ class KpiPoll:
             self._totals = Totals(self.kpi, state.series)
             # counters continue from their stored totals even before the database answers
             self._shape = Shape.for_rendering(self.kpi, self.metric, self.const_labels)
-            self.publish(self._totals.render(self._shape, time.time()))
+            self._emit(self.publish, self._totals.render(self._shape, time.time()))
             self._cursor, self._tiebreak, self._rows = state.cursor, state.tiebreak, state.rows
             self._positioned = True
             event(
@@ -215,10 +230,10 @@ class KpiPoll:
             self._catch_up(now, count=True)
         except PollFailed:
             if self._rows != rows_before and self._shape is not None:
-                self.publish(self._totals.render(self._shape, now))  # what was stored
+                self._emit(self.publish, self._totals.render(self._shape, now))  # as stored
             raise
         finally:
-            self._lag(now)
+            self._emit(self._lag, now)
         assert self._shape is not None
         return self._totals.render(self._shape, now)
 
@@ -257,7 +272,7 @@ class KpiPoll:
                 self._cursor, self._tiebreak = cursor, tiebreak
                 self._rows += applied
                 if applied:
-                    self.metrics.rows_processed.labels(kpi.name).inc(applied)
+                    self._emit(self._count_rows, applied)
             if len(rows.rows) < kpi.batch:
                 return
         event(WARNING, "catch_up_incomplete", kpi=kpi.name, batches=MAX_BATCHES_PER_POLL)
@@ -307,8 +322,18 @@ class KpiPoll:
 
     # -- outcome -----------------------------------------------------------------------------
 
+    # Each self-metric write is one call under _emit: `labels()` alone already creates a series.
+
     def _count(self, reason: Reason) -> None:
-        self.metrics.query_errors.labels(self.kpi.name, self.database, reason).inc()
+        self._emit(
+            lambda: self.metrics.query_errors.labels(self.kpi.name, self.database, reason).inc()
+        )
+
+    def _observe_duration(self, seconds: float) -> None:
+        self.metrics.query_duration.labels(self.kpi.name, self.database).observe(seconds)
+
+    def _count_rows(self, rows: int) -> None:
+        self.metrics.rows_processed.labels(self.kpi.name).inc(rows)
 
     def _succeeded(self, now: float, started: float, snapshot: Snapshot) -> None:
         self.publish(snapshot)

@@ -121,6 +121,7 @@ class Daemon:
             if new.polls.get(name) is poll:
                 continue
             self.schedule.remove(name)
+            poll.retire()  # a run in flight now records nothing: withdrawn stays withdrawn
             kpi = new.polls[name].kpi if name in new.polls else None
             same_series = (
                 kpi is not None

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from exporter.runtime.daemon import Daemon
+from exporter.sources.base import Rows, Source
 from exporter.spec.loading import load_spec
 
 SPEC = """\
@@ -130,5 +134,48 @@ class TestRefusedReload:
             assert not ok and "cannot create state_dir" in errors[0]
             assert daemon.polls == polls and daemon.store is None
             assert daemon.publication.body(False, False) == body
+        finally:
+            daemon.stop(grace=0)
+
+
+class Held:
+    """A source whose next query waits until released: a poll in flight across a reload."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def query(self, sql: str, params: Mapping[str, Any], timeout: float) -> Rows:
+        self.entered.set()
+        assert self.release.wait(30), "the test never released the query"
+        return self.source.query(sql, params, timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.source, name)
+
+
+class TestPollInFlight:
+    def test_a_removed_kpi_stays_withdrawn_when_its_running_poll_ends(self, tmp_path: Path) -> None:
+        daemon, spec, db = started(tmp_path)
+        try:
+            assert daemon.poll_all_once()
+            poll = daemon.polls["orders"]
+            held = Held(poll.source)
+            poll.source = held
+            running = threading.Thread(target=poll.run, kwargs={"force": True})
+            running.start()
+            assert held.entered.wait(30)
+            spec.write_text(
+                SPEC.format(service="a", namespace="", db=db).replace("orders", "sales")
+            )
+            assert daemon.reload() == (True, [])
+            held.release.set()
+            running.join(30)
+            assert not running.is_alive()
+            assert b"orders" not in daemon.publication.body(False, False)
+            assert not [s for s in own_series(daemon) if ("kpi", "orders") in s[1]]
+            assert daemon.poll_all_once()
+            assert b'sales{service="a"} 3.0' in daemon.publication.body(False, False)
         finally:
             daemon.stop(grace=0)
