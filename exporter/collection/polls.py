@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from logging import INFO, WARNING
 from typing import Any
 
+from exporter.collection.binding import bind_params
 from exporter.collection.series import ResultError, Shape, render_plain
 from exporter.collection.state import CursorState, StateStore
 from exporter.collection.totals import Totals
@@ -125,22 +126,15 @@ class KpiPoll:
         return True
 
     def _params(self, now: float) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "now": now,
-            "last_success": self.status.last_success or 0.0,
-            "batch": self.kpi.batch,
-            "cursor": self._cursor,
-            "tiebreak": self._tiebreak,
-            "settled": self._settled(now),
-            **self.kpi.params,
-        }
-        return {name: values[name] for name in self.used}
-
-    def _settled(self, now: float) -> Any:
-        settled = now - (self.kpi.settle or 0.0)
-        if isinstance(self._cursor, dt.datetime | str):  # a str cursor is an ISO timestamp
-            return dt.datetime.fromtimestamp(settled, tz=dt.UTC)
-        return settled
+        return bind_params(
+            self.kpi,
+            self.used,
+            now,
+            cursor=self._cursor,
+            tiebreak=self._tiebreak,
+            last_success=self.status.last_success or 0.0,
+            batch=self.kpi.batch,
+        )
 
     def _query(self, params: dict[str, Any]) -> Rows:
         try:

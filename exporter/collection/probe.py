@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from exporter.collection.binding import bind_params
 from exporter.sources.base import QueryError, Source
 from exporter.sources.registry import open_source
 from exporter.spec.model import Kpi, Spec
@@ -28,16 +29,16 @@ def expected_columns(kpi: Kpi) -> list[tuple[str, str]]:
 
 
 def probe_params(kpi: Kpi, now: float) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "now": now,
-        "last_success": 0.0,
-        "cursor": kpi.initial_cursor,
-        "tiebreak": 0,
-        "batch": 1,  # the columns are all we need
-        "settled": now - (kpi.settle or 0.0),
-        **kpi.params,
-    }
-    return {name: values[name] for name in placeholders(kpi.query)}
+    """What a first poll binds, but one row at most: the columns are all the check needs."""
+    return bind_params(
+        kpi,
+        placeholders(kpi.query),
+        now,
+        cursor=kpi.initial_cursor,
+        tiebreak=0,
+        last_success=0.0,
+        batch=1,
+    )
 
 
 def probe_spec(spec: Spec) -> list[str]:
