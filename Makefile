@@ -40,6 +40,7 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check exporter tests $(wildcard bench)
 	$(BIN)/ruff format --check exporter tests $(wildcard bench)
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy exporter

@@ -14,10 +14,11 @@ from exporter.collection.binding import bind_params
 from exporter.collection.series import ResultError, Shape, render_plain
 from exporter.collection.state import CursorState, StateStore
 from exporter.collection.totals import Totals
+from exporter.conventions import Reason
 from exporter.log import event
 from exporter.serving.selfmetrics import SelfMetrics
 from exporter.serving.snapshot import Snapshot
-from exporter.sources.base import QueryError, Reason, Rows, Source
+from exporter.sources.base import QueryError, Rows, Source
 from exporter.spec.model import Kpi, Spec
 from exporter.spec.params import placeholders
 

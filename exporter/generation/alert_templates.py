@@ -1,20 +1,12 @@
-"""The subset of Prometheus alert templates that generated unit tests can render exactly."""
+"""Alert templates rendered as Prometheus renders them: the subset spec/templates.py allows."""
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from decimal import Decimal
 
-_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
-_LABEL = re.compile(r"^\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)$")
-_PRINTF = re.compile(r'^printf\s+"(%\.\d+[fg])"\s+\$value$')
-_PIPES = ("humanize", "humanizePercentage", "humanizeDuration")
-
-
-class TemplateError(ValueError):
-    """A template uses something outside the supported subset."""
+from exporter.spec.templates import ACTION, parse_action
 
 
 def go_value(value: float) -> str:
@@ -98,36 +90,23 @@ def humanize_percentage(value: float) -> str:
     return _g4(value * 100) + "%"
 
 
-def _action(action: str, labels: Mapping[str, str], value: float) -> str:
-    label = _LABEL.match(action)
-    if label:
-        return labels.get(label.group(1), "")
-    printf = _PRINTF.match(action)
-    if printf:
-        return printf.group(1) % value
-    parts = [p.strip() for p in action.split("|")]
-    if parts[0] != "$value" or len(parts) > 2:
-        raise TemplateError(f"unsupported template action {{{{ {action} }}}}")
-    if len(parts) == 1:
-        return go_value(value)
-    if parts[1] == "humanize":
-        return humanize(value)
-    if parts[1] == "humanizePercentage":
-        return humanize_percentage(value)
-    if parts[1] == "humanizeDuration":
-        return humanize_duration(value)
-    raise TemplateError(f"unsupported template function {parts[1]!r} (use one of {_PIPES})")
+_PIPED = {
+    "": go_value,
+    "humanize": humanize,
+    "humanizePercentage": humanize_percentage,
+    "humanizeDuration": humanize_duration,
+}
+
+
+def _action(text: str, labels: Mapping[str, str], value: float) -> str:
+    action = parse_action(text)
+    if action.kind == "label":
+        return labels.get(action.argument, "")
+    if action.kind == "printf":
+        return action.argument % value
+    return _PIPED[action.argument](value)
 
 
 def render(template: str, labels: Mapping[str, str], value: float) -> str:
     """Expand `{{ $value | humanize }}`, `{{ $labels.x }}` and printf of $value; else raise."""
-    return _ACTION.sub(lambda m: _action(m.group(1), labels, value), template)
-
-
-def check(template: str) -> str | None:
-    """None when `render` supports the template, else why not."""
-    try:
-        render(template, {}, 1.0)
-    except TemplateError as exc:
-        return str(exc)
-    return None
+    return ACTION.sub(lambda m: _action(m.group(1), labels, value), template)

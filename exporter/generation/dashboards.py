@@ -12,15 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.generation.promql import parse_matchers, quote, source_labels
-from exporter.generation.rules.ratios import ratio_labels
-from exporter.generation.rules.slo import (
+from exporter.conventions import (
     BURN_WINDOWS,
-    budget_record,
-    error_budget,
-    error_ratio_record,
+    REASONS,
+    budget_record_name,
+    error_ratio_record_name,
+    format_duration,
 )
-from exporter.spec.fields import format_duration
+from exporter.conventions import SelfMetric as M
+from exporter.generation.promql import (
+    histogram_quantile,
+    kpi_value,
+    parse_matchers,
+    quote,
+)
+from exporter.generation.rules.slo import error_budget
+from exporter.spec.labels import ratio_labels, source_labels
 from exporter.spec.model import Dashboard, FreeRecord, Kpi, PanelKind, Ratio, Spec, Threshold
 from exporter.spec.model import Target as Goal
 
@@ -148,24 +155,17 @@ def rate(metric_selector: str) -> str:
     return f"rate({metric_selector}[$__rate_interval])"
 
 
+def value(spec: Spec, item: Kpi | Ratio) -> str:
+    """The KPI's or ratio's one value (target panels), over the dashboard's $job/$instance."""
+    return kpi_value(spec, item, selector(""), "$__rate_interval")
+
+
 def increase_over_range(metric_selector: str) -> str:
     return f"increase({metric_selector}[$__range])"
 
 
 def quantile(q: float, bucket_selector: str, labels: Sequence[str]) -> str:
-    keep = ", ".join(("le", *labels))
-    return f"histogram_quantile({q:g}, sum by ({keep}) ({rate(bucket_selector)}))"
-
-
-def counters_total(names: Sequence[str], over: str) -> str:
-    """Sum over several counters of `over(selector)`; a counter with no series yet counts 0."""
-    terms = [f"(sum({over.format(selector(name))}) or vector(0))" for name in names]
-    return terms[0] if len(terms) == 1 else "(" + " + ".join(terms) + ")"
-
-
-def ratio_from_counters(ratio: Ratio, over: str) -> str:
-    """good / total computed in the panel, all series summed: one number."""
-    return f"{counters_total([ratio.good], over)} / {counters_total(ratio.total, over)}"
+    return histogram_quantile(q, rate(bucket_selector), labels)
 
 
 def _recorded_legend(spec: Spec, ratio: Ratio) -> str:
@@ -354,7 +354,7 @@ def _gauge_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
             axis_label=_unit_words(kpi),
         )
     )
-    panels.extend(_target_panel(kpi, f"max({selector(metric)})", unit, limits))
+    panels.extend(_target_panel(kpi, value(spec, kpi), unit, limits))
     return tuple(panels)
 
 
@@ -418,7 +418,7 @@ def _counter_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
                 axis_label=f"{_unit_words(kpi) or 'events'}/s",
             )
         )
-    panels.extend(_target_panel(kpi, f"sum({rate(selector(metric))})", unit, (None, None)))
+    panels.extend(_target_panel(kpi, value(spec, kpi), unit, (None, None)))
     return tuple(panels)
 
 
@@ -493,7 +493,7 @@ def _histogram_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
                 steps=steps,
             )
         )
-    panels.extend(_target_panel(kpi, quantile(0.95, bucket, ()), unit, (None, None)))
+    panels.extend(_target_panel(kpi, value(spec, kpi), unit, (None, None)))
     return tuple(panels)
 
 
@@ -586,7 +586,7 @@ def ratio_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
     window = format_duration(ratio.window)
     total = " + ".join(ratio.total)
     help_text = _help(ratio.help, f"{ratio.good} / ({total}).")
-    overall = ratio_from_counters(ratio, "rate({}[$__rate_interval])")
+    overall = value(spec, ratio)
     recorded = selector(ratio.record_name, instance=False)
     legend = _recorded_legend(spec, ratio)
     kind = ratio.panel or "gauge"
@@ -637,14 +637,14 @@ def slo_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
     budget = error_budget(slo)
     legend = _recorded_legend(spec, ratio)
     title = _title(ratio.name)
-    error_ratio = selector(error_ratio_record(ratio, slo.period), instance=False)
+    error_ratio = selector(error_ratio_record_name(ratio.name, slo.period), instance=False)
     critical = [w for w in BURN_WINDOWS if w.severity == "critical"]
     warning = [w for w in BURN_WINDOWS if w.severity != "critical"]
     page = min(float(w.factor(slo.period)) for w in critical)
     ticket = min(float(w.factor(slo.period)) for w in warning)
     burns = [
         Target(
-            f"{selector(error_ratio_record(ratio, w.long), instance=False)} / {budget}",
+            f"{selector(error_ratio_record_name(ratio.name, w.long), instance=False)} / {budget}",
             f"{legend} {format_duration(w.long)}",
         )
         for w in critical
@@ -664,7 +664,7 @@ def slo_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
             kind="stat",
             title=f"{title} SLI ({period})",
             description=f"Good events / all events over the SLO period ({period}): 1 minus the "
-            f"recorded {error_ratio_record(ratio, slo.period)}. Red below the objective.",
+            f"recorded {error_ratio_record_name(ratio.name, slo.period)}. Red below the objective.",
             targets=(Target(f"1 - {error_ratio}", legend),),
             unit="percentunit",
             width=6,
@@ -676,10 +676,11 @@ def slo_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
             key=f"slo/{ratio.name}/budget",
             kind="stat",
             title=f"{title} error budget remaining",
-            description=f"The recorded {budget_record(ratio)}: 1 - (1 - SLI) / (1 - objective) "
+            description=f"The recorded {budget_record_name(ratio.name)}: "
+            "1 - (1 - SLI) / (1 - objective) "
             f"over {period}, the share of the error budget not yet spent; 0 or less when it is "
             "exhausted.",
-            targets=(Target(selector(budget_record(ratio), instance=False), legend),),
+            targets=(Target(selector(budget_record_name(ratio.name), instance=False), legend),),
             unit="percentunit",
             width=6,
             steps=((None, "red"), (0.0, "orange"), (0.25, OK)),
@@ -917,7 +918,6 @@ def health_board() -> Board:
     """The exporter's own health: targets, KPI polls, query latency and errors, databases."""
     up_map = (("0", "down", "red"), ("1", "up", OK))
     ok_map = (("0", "failed", "red"), ("1", "ok", OK))
-    q = "kpi_exporter_"
     overview = Row(
         "Targets",
         (
@@ -936,7 +936,7 @@ def health_board() -> Board:
                 "stat",
                 "Databases up",
                 "1 if the exporter's last attempt to reach the database succeeded.",
-                (Target(f"min by (database) ({selector(q + 'database_up')})", "{{database}}"),),
+                (Target(f"min by (database) ({selector(M.DATABASE_UP)})", "{{database}}"),),
                 width=6,
                 steps=((None, "red"), (1.0, OK)),
                 mappings=up_map,
@@ -948,7 +948,7 @@ def health_board() -> Board:
                 "Whether the last load of the spec succeeded (a failed reload keeps the old one).",
                 (
                     Target(
-                        f"min by (instance) ({selector(q + 'config_last_reload_successful')})",
+                        f"min by (instance) ({selector(M.RELOAD_OK)})",
                         "{{instance}}",
                     ),
                 ),
@@ -963,9 +963,7 @@ def health_board() -> Board:
                 "Time since the spec was last loaded successfully.",
                 (
                     Target(
-                        "time() - max by (instance) ("
-                        + selector(q + "config_last_reload_success_timestamp_seconds")
-                        + ")",
+                        "time() - max by (instance) (" + selector(M.RELOAD_TIME) + ")",
                         "{{instance}}",
                     ),
                 ),
@@ -983,7 +981,7 @@ def health_board() -> Board:
                 "KPI queries up",
                 "1 if the KPI's last poll succeeded; a failing KPI keeps serving its last good "
                 "values.",
-                (Target(f"min by (kpi) ({selector(q + 'kpi_up')})", "{{kpi}}"),),
+                (Target(f"min by (kpi) ({selector(M.KPI_UP)})", "{{kpi}}"),),
                 width=12,
                 steps=((None, "red"), (1.0, OK)),
                 mappings=ok_map,
@@ -995,9 +993,7 @@ def health_board() -> Board:
                 "Age of each KPI's last good result; grows when its query fails.",
                 (
                     Target(
-                        "time() - max by (kpi) ("
-                        + selector(q + "last_success_timestamp_seconds")
-                        + ")",
+                        "time() - max by (kpi) (" + selector(M.LAST_SUCCESS) + ")",
                         "{{kpi}}",
                     ),
                 ),
@@ -1011,7 +1007,7 @@ def health_board() -> Board:
                 "95th percentile of each KPI's query time on its connection.",
                 (
                     Target(
-                        quantile(0.95, selector(q + "query_duration_seconds_bucket"), ["kpi"]),
+                        quantile(0.95, selector(M.QUERY_DURATION + "_bucket"), ["kpi"]),
                         "{{kpi}}",
                     ),
                 ),
@@ -1022,11 +1018,10 @@ def health_board() -> Board:
                 "health/errors",
                 "timeseries",
                 "Query errors by reason",
-                "Failed polls per second by KPI and reason (timeout, pool, connection, sql, "
-                "result).",
+                f"Failed polls per second by KPI and reason ({', '.join(REASONS)}).",
                 (
                     Target(
-                        f"sum by (kpi, reason) ({rate(selector(q + 'query_errors_total'))})",
+                        f"sum by (kpi, reason) ({rate(selector(M.QUERY_ERRORS))})",
                         "{{kpi}} {{reason}}",
                     ),
                 ),
@@ -1039,7 +1034,7 @@ def health_board() -> Board:
                 "timeseries",
                 "Series per KPI",
                 "How many series each KPI publishes.",
-                (Target(f"max by (kpi) ({selector(q + 'series')})", "{{kpi}}"),),
+                (Target(f"max by (kpi) ({selector(M.SERIES)})", "{{kpi}}"),),
                 width=12,
             ),
             Panel(
@@ -1049,7 +1044,7 @@ def health_board() -> Board:
                 "Event rows per second that cursor KPIs applied.",
                 (
                     Target(
-                        f"sum by (kpi) ({rate(selector(q + 'rows_processed_total'))})",
+                        f"sum by (kpi) ({rate(selector(M.ROWS_PROCESSED))})",
                         "{{kpi}}",
                     ),
                 ),
@@ -1303,8 +1298,8 @@ def _variables() -> list[JSON]:
             "skipUrlSync": False,
             "type": "datasource",
         },
-        query_variable("job", "label_values(kpi_exporter_build_info, job)"),
-        query_variable("instance", 'label_values(kpi_exporter_build_info{job=~"$job"}, instance)'),
+        query_variable("job", f"label_values({M.BUILD}, job)"),
+        query_variable("instance", f'label_values({M.BUILD}{{job=~"$job"}}, instance)'),
     ]
 
 

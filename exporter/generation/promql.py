@@ -6,13 +6,15 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from exporter.spec.fields import format_duration
+from exporter.conventions import format_duration
+from exporter.spec.labels import ratio_level
 from exporter.spec.model import Kpi, Ratio, Spec
 
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 
 
 SPLIT_LABEL = "ratio_counter"  # tells counters of one ratio apart inside its sum
+TARGET_QUANTILE = 0.95  # a histogram KPI's value is its 95th percentile (targets, report)
 
 
 class Matcher(NamedTuple):
@@ -92,43 +94,6 @@ def with_job(labels: Iterable[str]) -> list[str]:
     return ["job", *[name for name in labels if name != "job"]]
 
 
-def base_name(name: str) -> str:
-    """A metric name without its `_total` (rates of counters drop it)."""
-    return name.removesuffix("_total")
-
-
-def camel(name: str) -> str:
-    """`queue_depth_total` -> `QueueDepth` (alert names)."""
-    return "".join(part[:1].upper() + part[1:] for part in base_name(name).split("_") if part)
-
-
-def words(name: str) -> str:
-    """`queue_depth_total` -> `queue depth` (sentences)."""
-    return base_name(name).replace("_", " ")
-
-
-def source_labels(spec: Spec, kpi: Kpi) -> list[str]:
-    """Labels a scraped KPI series carries: job, instance, exporter labels, the KPI's labels."""
-    return ["job", "instance", *sorted(spec.exporter.labels), *kpi.labels]
-
-
-def ratio_kpis(spec: Spec, ratio: Ratio) -> list[Kpi]:
-    """The counter KPIs a ratio reads (good first), by their exposed names."""
-    by_name = {spec.metric_name(k): k for k in spec.kpis}
-    names = [ratio.good, *[n for n in ratio.total if n != ratio.good]]
-    return [by_name[name] for name in names if name in by_name]
-
-
-def ratio_level(spec: Spec, ratio: Ratio) -> list[str] | None:
-    """Labels a ratio keeps: None means `without (instance)` (all its counters share labels)."""
-    kpis = ratio_kpis(spec, ratio)
-    label_sets = [tuple(k.labels) for k in kpis]
-    if len(set(map(frozenset, label_sets))) <= 1:
-        return None
-    common = [name for name in kpis[0].labels if all(name in k.labels for k in kpis)]
-    return ["job", *sorted(spec.exporter.labels), *common]
-
-
 def ratio_sum(spec: Spec, ratio: Ratio, names: Sequence[str], window: float) -> str:
     """Per-second rate of the given counters summed at the ratio's level.
 
@@ -148,6 +113,33 @@ def ratio_sum(spec: Spec, ratio: Ratio, names: Sequence[str], window: float) -> 
     return aggregate("sum", tagged, by=level)
 
 
-def ratio_record_prefix(ratio: Ratio) -> str:
-    """`job:generation_success` for ratio `generation_success_ratio` (record names)."""
-    return f"job:{ratio.name.removesuffix('_ratio')}"
+def histogram_quantile(q: float, bucket_rate: str, labels: Sequence[str] = ()) -> str:
+    """The q-quantile of a histogram from the rate of its buckets, kept by `labels`."""
+    keep = ", ".join(("le", *labels))
+    return f"histogram_quantile({q:g}, sum by ({keep}) ({bucket_rate}))"
+
+
+def counters_sum(exprs: Sequence[str]) -> str:
+    """The sum over several counter expressions; one with no series yet counts 0."""
+    terms = [f"(sum({expr}) or vector(0))" for expr in exprs]
+    return terms[0] if len(terms) == 1 else "(" + " + ".join(terms) + ")"
+
+
+def kpi_value(spec: Spec, item: Kpi | Ratio, matchers: str, window: str) -> str:
+    """The PromQL for the one value of a KPI or ratio, the value its target judges: a gauge's
+    max, a counter's summed rate, a histogram's TARGET_QUANTILE, a ratio's good / total rates.
+
+    `matchers` is the selector's `{...}` text and `window` the rate window, as the caller
+    (dashboards: Grafana variables; report: the rules' selector) needs them."""
+
+    def rate(name: str) -> str:
+        return f"rate({name}{matchers}[{window}])"
+
+    if isinstance(item, Ratio):
+        return f"{counters_sum([rate(item.good)])} / {counters_sum(list(map(rate, item.total)))}"
+    metric = spec.metric_name(item)
+    if item.type == "gauge":
+        return f"max({metric}{matchers})"
+    if item.type == "counter":
+        return f"sum({rate(metric)})"
+    return histogram_quantile(TARGET_QUANTILE, rate(f"{metric}_bucket"))

@@ -6,17 +6,16 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import requests
 
-from exporter.spec.fields import format_duration
+from exporter.conventions import format_duration
+from exporter.generation.promql import kpi_value, selector
 from exporter.spec.model import Kpi, Ratio, Spec, Target
 
 RANGE_POINTS = 60  # points of the range query: enough for min/avg/max, cheap for Prometheus
-QUANTILE = 0.95  # a histogram KPI is judged by its 95th percentile, as on the dashboards
 
 
 class PrometheusError(Exception):
@@ -146,24 +145,10 @@ def rate_window(spec: Spec) -> float:
 
 
 def expression(spec: Spec, item: Kpi | Ratio) -> str:
-    """What the report (and the dashboards' target panels) call the value of a KPI."""
-    selector = "{" + spec.exporter.rule_selector() + "}"
-    if isinstance(item, Ratio):
-        window = format_duration(item.window)
-
-        def total(names: Sequence[str]) -> str:
-            terms = [f"(sum(rate({n}{selector}[{window}])) or vector(0))" for n in names]
-            return " + ".join(terms)
-
-        return f"({total([item.good])}) / ({total(item.total)})"
-    metric = spec.metric_name(item)
-    window = format_duration(rate_window(spec))
-    if item.type == "gauge":
-        return f"max({metric}{selector})"
-    if item.type == "counter":
-        return f"sum(rate({metric}{selector}[{window}]))"
-    bucket = f"{metric}_bucket{selector}"
-    return f"histogram_quantile({QUANTILE:g}, sum by (le) (rate({bucket}[{window}])))"
+    """The value of a KPI or ratio, as the dashboards' target panels show it (promql.kpi_value),
+    over the rules' selector; a ratio's rates use its own window."""
+    window = item.window if isinstance(item, Ratio) else rate_window(spec)
+    return kpi_value(spec, item, selector(spec), format_duration(window))
 
 
 def judge(value: float | None, target: Target | None) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from exporter.conventions import SelfMetric, budget_record_name
 from exporter.generation import promql
 from exporter.generation.alert_templates import render
 from exporter.generation.promql import duration, quote
@@ -21,9 +22,10 @@ from exporter.generation.rules.kpis import (
     no_increase_level,
 )
 from exporter.generation.rules.model import AlertRule, RuleSet, confirm_for
-from exporter.generation.rules.ratios import ratio_labels, ratio_threshold_alert
-from exporter.generation.rules.slo import budget_record, burn_alerts, error_budget
+from exporter.generation.rules.ratios import ratio_threshold_alert
+from exporter.generation.rules.slo import burn_alerts, error_budget
 from exporter.generation.rules.thresholds import threshold_alert, threshold_labels
+from exporter.spec.labels import ratio_kpis, ratio_labels, source_labels
 from exporter.spec.model import Kpi, Ratio, Spec, Threshold
 
 INSTANCE = "exporter:9091"
@@ -192,7 +194,7 @@ def absent_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
         m.name: m.value for m in promql.parse_matchers(spec.exporter.rule_selector()) if m.op == "="
     }
     missing = TestCase()
-    missing.add_series("kpi_exporter_build_info", base_labels(spec), ramp(1, 0, _steps(wait, step)))
+    missing.add_series(SelfMetric.BUILD, base_labels(spec), ramp(1, 0, _steps(wait, step)))
     missing.expect(wait - step, rule, [])
     missing.expect(wait, rule, [(eq, 1.0)])
     present = TestCase()
@@ -240,7 +242,7 @@ def anomaly_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
     labels = kpi_labels(spec, kpi)
     case.add_series(spec.metric_name(kpi), labels, values)
     case.expect(fire - step, rule, [])
-    case.expect(fire, rule, [(_keep(labels, promql.source_labels(spec, kpi)), float(deviation))])
+    case.expect(fire, rule, [(_keep(labels, source_labels(spec, kpi)), float(deviation))])
     cases = [case]
     if anomaly.zscore >= 2:  # the newest point of a steady ramp sits sqrt(3) deviations out
         steady = TestCase()
@@ -266,7 +268,7 @@ def forecast_case(spec: Spec, kpi: Kpi, step: float) -> TestCase:
     labels = kpi_labels(spec, kpi)
     case.add_series(spec.metric_name(kpi), labels, ramp(start, slope * step, _steps(fire, step)))
     case.expect(fire - step, rule, [])
-    case.expect(fire, rule, [(_keep(labels, promql.source_labels(spec, kpi)), predicted)])
+    case.expect(fire, rule, [(_keep(labels, source_labels(spec, kpi)), predicted)])
     return case
 
 
@@ -302,7 +304,7 @@ def _ratio_series(
 ) -> Labels:
     """Add one series per counter of the ratio at the given per-second rates; return labels."""
     recorded: Labels = {}
-    for kpi in promql.ratio_kpis(spec, ratio):
+    for kpi in ratio_kpis(spec, ratio):
         name = spec.metric_name(kpi)
         labels = kpi_labels(spec, kpi)
         case.add_series(name, labels, ramp(0, rates[name] * step, _steps(until, step)))
@@ -358,13 +360,13 @@ def slo_cases(spec: Spec, ratio: Ratio, step: float) -> list[TestCase]:
     failing.expect(step + first.for_ - step, first, [])
     failing.alerts.append(_all_firing(end, rules, labels))
     budget = 1 - (1.0 / float(error_budget(ratio.slo)))
-    failing.exprs.append(_expr_check(end, budget_record(ratio), labels, budget))
+    failing.exprs.append(_expr_check(end, budget_record_name(ratio.name), labels, budget))
     healthy = TestCase()
     rates = {n: (0.0 if ratio.good in ratio.total else 1.0) for n in others}
     rates[ratio.good] = 1.0
     _ratio_series(spec, ratio, healthy, rates, end, step)
     healthy.expect(end, rules[0], [])
-    healthy.exprs.append(_expr_check(end, budget_record(ratio), labels, 1.0))
+    healthy.exprs.append(_expr_check(end, budget_record_name(ratio.name), labels, 1.0))
     return [failing, healthy]
 
 
@@ -407,7 +409,7 @@ def health_tests(spec: Spec) -> tuple[float, list[TestCase]]:
         wait = rule.for_
         if rule.alert == "KpiExporterAbsent":
             absent = TestCase()
-            absent.add_series("kpi_exporter_build_info", base, ramp(1, 0, _steps(wait, step)))
+            absent.add_series(SelfMetric.BUILD, base, ramp(1, 0, _steps(wait, step)))
             eq = promql.parse_matchers(spec.exporter.rule_selector())
             labels = {m.name: m.value for m in eq if m.op == "="}
             absent.expect(wait - step, rule, [])
@@ -421,10 +423,10 @@ def health_tests(spec: Spec) -> tuple[float, list[TestCase]]:
         assert match is not None
         metric = match.group(1)
         labels = dict(base)
-        if metric == "kpi_exporter_database_up":
+        if metric == SelfMetric.DATABASE_UP:
             labels["database"] = database
         kpi_names = re.search(r'kpi=~"([^"]+)"', rule.expr)
-        if metric.startswith(("kpi_exporter_kpi_up", "kpi_exporter_last_success")):
+        if metric in (SelfMetric.KPI_UP, SelfMetric.LAST_SUCCESS):
             names = kpi_names.group(1).split("|") if kpi_names else [spec.kpis[0].name]
             labels["kpi"] = names[0]
         broken, fine = TestCase(), TestCase()

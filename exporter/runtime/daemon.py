@@ -13,13 +13,13 @@ from typing import Any
 from exporter.collection.polls import KpiPoll
 from exporter.collection.scheduling import Schedule
 from exporter.collection.state import StateError, StateStore
+from exporter.conventions import format_duration
 from exporter.log import event
 from exporter.serving import statuspage
 from exporter.serving.publication import Publication
 from exporter.serving.selfmetrics import SelfMetrics
 from exporter.sources.base import QueryError, Source
 from exporter.sources.registry import open_source
-from exporter.spec.fields import format_duration
 from exporter.spec.loading import LoadedSpec, SpecError, load_spec
 from exporter.spec.model import Database, Kpi, Spec
 

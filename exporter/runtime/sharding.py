@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Info
 
+from exporter.conventions import SelfMetric
 from exporter.spec.model import Spec
 
 
@@ -54,5 +55,5 @@ class Shard:
 
 def declare(shard: Shard, registry: CollectorRegistry) -> None:
     """`kpi_exporter_shard_info{shard="I", shards="N"} 1` among the exporter's own metrics."""
-    info = Info("kpi_exporter_shard", "The KPI shard this replica runs.", registry=registry)
+    info = Info(SelfMetric.SHARD.family, SelfMetric.SHARD.help, registry=registry)
     info.info({"shard": str(shard.index), "shards": str(shard.count)})

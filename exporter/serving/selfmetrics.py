@@ -1,4 +1,5 @@
-"""The exporter's own metrics (a contract: rules and dashboards use these names)."""
+"""The exporter's own metrics, registered under the names and help texts of
+conventions.SelfMetric (a contract: rules and dashboards query the same names)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from prometheus_client import generate_latest as text_latest
 from prometheus_client.openmetrics.exposition import generate_latest as om_latest
 
 from exporter import __version__
-from exporter.sources.base import REASONS
+from exporter.conventions import REASONS
+from exporter.conventions import SelfMetric as M
 
 RENDER_REUSE = 1.0  # seconds a rendered body may be served again
 QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -37,72 +39,25 @@ class SelfMetrics:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         self.query_duration = Histogram(
-            "kpi_exporter_query_duration_seconds",
-            "Time a KPI's query took on its connection, waiting for the connection excluded.",
+            M.QUERY_DURATION.family,
+            M.QUERY_DURATION.help,
             ["kpi", "database"],
             buckets=QUERY_BUCKETS,
             registry=r,
         )
-        self.query_errors = Counter(
-            "kpi_exporter_query_errors",
-            "Failed KPI polls by reason: timeout, pool, connection, sql, result.",
-            ["kpi", "database", "reason"],
-            registry=r,
-        )
-        self.kpi_up = Gauge(
-            "kpi_exporter_kpi_up", "1 if the KPI's last poll succeeded.", ["kpi"], registry=r
-        )
-        self.last_success = Gauge(
-            "kpi_exporter_last_success_timestamp_seconds",
-            "When the KPI's last successful poll finished.",
-            ["kpi"],
-            registry=r,
-        )
-        self.series = Gauge(
-            "kpi_exporter_series", "Series the KPI currently publishes.", ["kpi"], registry=r
-        )
-        self.database_up = Gauge(
-            "kpi_exporter_database_up",
-            "1 if the last attempt to reach the database succeeded.",
-            ["database"],
-            registry=r,
-        )
-        self.cursor_lag = Gauge(
-            "kpi_exporter_cursor_lag_seconds",
-            "Now minus the cursor's timestamp, for timestamp cursors.",
-            ["kpi"],
-            registry=r,
-        )
-        self.rows_processed = Counter(
-            "kpi_exporter_rows_processed",
-            "Rows a cursor KPI has applied.",
-            ["kpi"],
-            registry=r,
-        )
-        self.state_write_errors = Counter(
-            "kpi_exporter_state_write_errors",
-            "Failed writes of cursor state (the batch is read again).",
-            registry=r,
-        )
-        self.reload_ok = Gauge(
-            "kpi_exporter_config_last_reload_successful",
-            "1 if the last spec (re)load succeeded.",
-            registry=r,
-        )
-        self.reload_time = Gauge(
-            "kpi_exporter_config_last_reload_success_timestamp_seconds",
-            "When the spec was last loaded successfully.",
-            registry=r,
-        )
-        self.config_hash = Gauge(
-            "kpi_exporter_config_hash",
-            "Hash of the spec files in force (first 52 bits of their SHA-256).",
-            registry=r,
-        )
-        self.scrapes = Counter(
-            "kpi_exporter_scrapes", "Answered /metrics requests.", ["format"], registry=r
-        )
-        self.build = Info("kpi_exporter_build", "Version of kpi-exporter.", registry=r)
+        self.query_errors = _counter(M.QUERY_ERRORS, r, "kpi", "database", "reason")
+        self.kpi_up = _gauge(M.KPI_UP, r, "kpi")
+        self.last_success = _gauge(M.LAST_SUCCESS, r, "kpi")
+        self.series = _gauge(M.SERIES, r, "kpi")
+        self.database_up = _gauge(M.DATABASE_UP, r, "database")
+        self.cursor_lag = _gauge(M.CURSOR_LAG, r, "kpi")
+        self.rows_processed = _counter(M.ROWS_PROCESSED, r, "kpi")
+        self.state_write_errors = _counter(M.STATE_WRITE_ERRORS, r)
+        self.reload_ok = _gauge(M.RELOAD_OK, r)
+        self.reload_time = _gauge(M.RELOAD_TIME, r)
+        self.config_hash = _gauge(M.CONFIG_HASH, r)
+        self.scrapes = _counter(M.SCRAPES, r, "format")
+        self.build = Info(M.BUILD.family, M.BUILD.help, registry=r)
         self.build.info({"version": __version__})
 
     def loaded(self, digest: str) -> None:
@@ -151,3 +106,11 @@ class SelfMetrics:
 def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:
     with contextlib.suppress(KeyError):
         metric.remove(*labels)
+
+
+def _gauge(metric: M, registry: CollectorRegistry, *labels: str) -> Gauge:
+    return Gauge(metric.family, metric.help, labels, registry=registry)
+
+
+def _counter(metric: M, registry: CollectorRegistry, *labels: str) -> Counter:
+    return Counter(metric.family, metric.help, labels, registry=registry)

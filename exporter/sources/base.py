@@ -8,13 +8,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from exporter.conventions import Reason
 from exporter.spec.model import Database
 from exporter.spec.params import ParamStyle
 
-Reason = Literal["timeout", "pool", "connection", "sql", "result"]
-REASONS: tuple[Reason, ...] = ("timeout", "pool", "connection", "sql", "result")
 APPLICATION_NAME = "kpi-exporter"
 
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")

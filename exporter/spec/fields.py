@@ -35,17 +35,6 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-def format_duration(seconds: float) -> str:
-    """The shortest PromQL duration for whole seconds ('90s' -> '90s', '3600' -> '1h')."""
-    whole = round(seconds)
-    if whole <= 0:
-        return f"{max(1, round(seconds * 1000))}ms"
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if whole % size == 0:
-            return f"{whole // size}{unit}"
-    return f"{whole}s"
-
-
 def _metric_name(value: str) -> str:
     if not METRIC_NAME_RE.match(value):
         raise ValueError(

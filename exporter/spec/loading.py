@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from exporter.spec.model import Loc, Spec, reference_errors
+from exporter.spec.checks import spec_errors
+from exporter.spec.model import Loc, Spec
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000  # after alias expansion: refuses YAML bombs before pydantic walks them
@@ -121,7 +122,7 @@ def load_spec(paths: Iterable[str | Path], env: Mapping[str, str] | None = None)
             loc = tuple(error["loc"])
             problems.append(_locate(loc, _message(error), origin, documents, merged))
         raise SpecError(_unique(problems)) from None
-    for loc, message in reference_errors(spec):
+    for loc, message in spec_errors(spec):
         problems.append(_locate(loc, message, origin, documents, merged))
     if problems:
         raise SpecError(problems)

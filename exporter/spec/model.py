@@ -10,19 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from exporter.conventions import SELF_PREFIXES, Compared, Severity, ratio_record_name
 from exporter.spec.cron import cron_period
-from exporter.spec.fields import (
-    CamelCaseName,
-    Duration,
-    Identifier,
-    LabelName,
-    MetricName,
-    format_duration,
-)
+from exporter.spec.fields import CamelCaseName, Duration, Identifier, LabelName, MetricName
 from exporter.spec.params import BUILTIN_PARAMS, CURSOR_PARAMS, placeholders
 
-SELF_PREFIXES = ("kpi_exporter_", "process_", "python_")
-Severity = Literal["critical", "warning", "info"]
 PanelKind = Literal["stat", "timeseries", "gauge", "bargauge", "table", "heatmap"]
 ParamValue = str | int | float | bool | None
 Loc = tuple[str | int, ...]
@@ -102,6 +94,11 @@ class Threshold(Strict):
         if self.rate is not None and self.increase is not None:
             raise ValueError("set at most one of 'rate' and 'increase'")
         return self
+
+    @property
+    def compared(self) -> Compared:
+        """What the threshold compares: the value, its per-second rate or its increase."""
+        return "rate" if self.rate else "increase" if self.increase else "value"
 
 
 class Anomaly(Strict):
@@ -303,8 +300,7 @@ class Ratio(Strict):
     @property
     def record_name(self) -> str:
         """The recording rule's name, level:metric:operations (job:x:ratio_rate5m)."""
-        base = self.name.removesuffix("_ratio")
-        return f"job:{base}:ratio_rate{format_duration(self.window)}"
+        return ratio_record_name(self.name, self.window)
 
 
 class FreeAlert(Strict):
@@ -365,63 +361,3 @@ class Spec(Strict):
             if kpi.name == name:
                 return kpi
         raise KeyError(name)
-
-
-def reference_errors(spec: Spec) -> list[tuple[Loc, str]]:
-    """Cross-references pydantic cannot see: each problem with the path of its field."""
-    problems: list[tuple[Loc, str]] = []
-    seen: set[str] = set()
-    for index, kpi in enumerate(spec.kpis):
-        if kpi.name in seen:
-            problems.append((("kpis", index, "name"), f"duplicate KPI {kpi.name!r}"))
-        seen.add(kpi.name)
-        if kpi.database not in spec.databases:
-            defined = ", ".join(sorted(spec.databases)) or "none"
-            problems.append(
-                (("kpis", index, "database"), f"unknown database {kpi.database!r} ({defined})")
-            )
-        clash = set(kpi.labels) & set(spec.exporter.labels)
-        if clash:
-            problems.append(
-                (
-                    ("kpis", index, "labels"),
-                    f"{', '.join(sorted(clash))} clash with exporter.labels",
-                )
-            )
-    counters = {spec.metric_name(k) for k in spec.kpis if k.type == "counter"}
-    ratio_names: set[str] = set()
-    for index, ratio in enumerate(spec.ratios):
-        if ratio.name in ratio_names or ratio.name in seen:
-            problems.append((("ratios", index, "name"), f"duplicate name {ratio.name!r}"))
-        ratio_names.add(ratio.name)
-        for key, names in (("good", [ratio.good]), ("total", ratio.total)):
-            for name in names:
-                if name not in counters:
-                    problems.append(
-                        (("ratios", index, key), f"{name!r} is not a counter KPI of this spec")
-                    )
-    alert_names: set[str] = set()
-    for index, alert in enumerate(spec.alerts):
-        if alert.name in alert_names:
-            problems.append((("alerts", index, "name"), f"duplicate alert {alert.name!r}"))
-        alert_names.add(alert.name)
-    record_names: set[str] = set()
-    for index, record in enumerate(spec.records):
-        if record.record in record_names:
-            problems.append((("records", index, "record"), f"duplicate record {record.record!r}"))
-        record_names.add(record.record)
-    panels = seen | ratio_names | record_names
-    for d, dashboard in enumerate(spec.dashboards):
-        for r, row in enumerate(dashboard.rows):
-            for k, name in enumerate(row.kpis):
-                if name not in panels:
-                    problems.append(
-                        (
-                            ("dashboards", d, "rows", r, "kpis", k),
-                            f"{name!r} is not a KPI, ratio or record of this spec",
-                        )
-                    )
-    from exporter.generation.rule_checks import rule_errors  # imports this module: load it late
-
-    problems.extend(rule_errors(spec))
-    return problems

@@ -12,6 +12,7 @@ import yaml
 from conftest import ROOT, tool
 from support.rules import COMMITTED, RICH, rule_file_paths, rule_groups
 
+from exporter.conventions import SELF_PREFIX
 from exporter.generation.alert_templates import render
 from exporter.spec.loading import load_spec
 from exporter.spec.model import Spec
@@ -131,7 +132,7 @@ def test_mixin_conventions(generated: tuple[Spec, Path]) -> None:
         for rule in group["rules"]:
             expr = rule["expr"]
             for function, metric, _window in COUNTER_RATES.findall(expr):
-                assert metric in counters or metric.startswith("kpi_exporter_"), (function, expr)
+                assert metric in counters or metric.startswith(SELF_PREFIX), (function, expr)
             for metric, window in WINDOWS.findall(expr):
                 assert _seconds(window) >= 2 * scrape, expr
                 assert _seconds(window) >= 2 * periods.get(metric, 0), expr
@@ -369,6 +370,11 @@ SPEC_ERRORS = [
         "alerts:\n  - {name: Up, expr: up == 0, severity: warning, summary: No period, "
         "description: D}\n",
         "summary must be a static sentence ending in a period",
+    ),
+    (  # the generated name of an 'above' alert ends in High (41 characters here), not Low
+        f"ratios:\n  - {{name: {'a' * 37}, good: bad_total, total: [bad_total],"
+        " alerts: [{severity: warning, above: 0.5}]}\n",
+        f"the alert name A{'a' * 36}High is longer than 40 characters",
     ),
 ]
 

@@ -15,6 +15,7 @@ import yaml
 from conftest import ROOT
 from support.dashboards import KITCHEN_SINK, demo_spec, kitchen_sink, panels_of
 
+from exporter.conventions import SelfMetric
 from exporter.generation.dashboards import (
     SCHEMA_VERSION,
     Bound,
@@ -404,13 +405,13 @@ class TestPanelsByType:
         text = json.dumps(health)
         for name in (
             "up{",
-            "kpi_exporter_kpi_up",
-            "kpi_exporter_last_success_timestamp_seconds",
-            "kpi_exporter_query_duration_seconds_bucket",
-            "kpi_exporter_query_errors_total",
-            "kpi_exporter_database_up",
-            "kpi_exporter_series",
-            "kpi_exporter_config_last_reload_successful",
+            SelfMetric.KPI_UP,
+            SelfMetric.LAST_SUCCESS,
+            f"{SelfMetric.QUERY_DURATION}_bucket",
+            SelfMetric.QUERY_ERRORS,
+            SelfMetric.DATABASE_UP,
+            SelfMetric.SERIES,
+            SelfMetric.RELOAD_OK,
         ):
             assert name in text, name
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from support.specs import BASE, kpi, write
 
-from exporter.spec.fields import format_duration, parse_duration
+from exporter.conventions import format_duration
+from exporter.spec.fields import parse_duration
 from exporter.spec.loading import SpecError, load_spec
 from exporter.spec.params import placeholders, to_paramstyle, to_pyformat
 

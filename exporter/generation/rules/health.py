@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from exporter.conventions import SelfMetric
 from exporter.generation import promql
 from exporter.generation.promql import duration, quote, series
 from exporter.generation.rules.model import (
@@ -68,12 +69,12 @@ def health_rules(spec: Spec) -> list[AlertRule]:
             alert_rule(
                 spec,
                 "KpiExporterKpiFailing",
-                dedup(spec, _kpi_series("kpi_exporter_kpi_up", spec, kpis, split)) + " == 0",
+                dedup(spec, _kpi_series(SelfMetric.KPI_UP, spec, kpis, split)) + " == 0",
                 wait,
                 {"severity": "warning", "poll_interval": duration(min(k.period for k in kpis))},
                 "A KPI query keeps failing.",
                 f"KPI {{{{ $labels.kpi }}}} on {where} has failed its polls for "
-                f"{duration(wait)}; kpi_exporter_query_errors_total says why.",
+                f"{duration(wait)}; {SelfMetric.QUERY_ERRORS} says why.",
             )
         )
         rules.append(
@@ -83,7 +84,7 @@ def health_rules(spec: Spec) -> list[AlertRule]:
                 "time() - "
                 + dedup(
                     spec,
-                    _kpi_series("kpi_exporter_last_success_timestamp_seconds", spec, kpis, split),
+                    _kpi_series(SelfMetric.LAST_SUCCESS, spec, kpis, split),
                 )
                 + f" > {number(limit)}",
                 confirm,
@@ -98,7 +99,7 @@ def health_rules(spec: Spec) -> list[AlertRule]:
         alert_rule(
             spec,
             "KpiExporterDatabaseDown",
-            f"{dedup(spec, f'kpi_exporter_database_up{sel}')} == 0",
+            f"{dedup(spec, f'{SelfMetric.DATABASE_UP}{sel}')} == 0",
             confirm,
             {"severity": "critical"},
             "A database polled by kpi-exporter is unreachable.",
@@ -109,7 +110,7 @@ def health_rules(spec: Spec) -> list[AlertRule]:
         alert_rule(
             spec,
             "KpiExporterReloadFailed",
-            f"{dedup(spec, f'kpi_exporter_config_last_reload_successful{sel}', 'min')} == 0",
+            f"{dedup(spec, f'{SelfMetric.RELOAD_OK}{sel}', 'min')} == 0",
             confirm,
             {"severity": "warning"},
             "The last kpi-exporter configuration reload failed.",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.generation import promql
+from exporter.conventions import camel, words
 from exporter.generation.promql import aggregate, duration, series
 from exporter.generation.rules.model import (
     AlertRule,
@@ -13,6 +13,7 @@ from exporter.generation.rules.model import (
     number,
 )
 from exporter.generation.rules.thresholds import threshold_alert, value_format
+from exporter.spec.labels import source_labels
 from exporter.spec.model import Kpi, Spec
 
 
@@ -20,7 +21,7 @@ def absent_alert(spec: Spec, kpi: Kpi, wait: float) -> AlertRule:
     metric = spec.metric_name(kpi)
     return alert_rule(
         spec,
-        promql.camel(kpi.name) + "Absent",
+        camel(kpi.name) + "Absent",
         f"absent({series(metric, spec)})",
         wait,
         {"severity": "warning", "kpi": kpi.name},
@@ -42,7 +43,7 @@ def no_increase_alert(spec: Spec, kpi: Kpi, window: float) -> AlertRule:
     existed = aggregate("sum", f"{metric} offset {duration(window)}", by=level)
     return alert_rule(
         spec,
-        promql.camel(kpi.name) + "NotIncreasing",
+        camel(kpi.name) + "NotIncreasing",
         f"{grown} == 0 and {existed}",
         confirm_for(spec),
         {"severity": "warning", "kpi": kpi.name},
@@ -62,14 +63,14 @@ def anomaly_alert(spec: Spec, kpi: Kpi) -> AlertRule:
     )
     return alert_rule(
         spec,
-        promql.camel(kpi.name) + "Anomaly",
+        camel(kpi.name) + "Anomaly",
         expr,
         anomaly.for_,
         {"severity": anomaly.severity, "kpi": kpi.name},
-        f"{capital(promql.words(kpi.name))} is far from its usual value.",
-        f"{capital(promql.words(kpi.name))} deviates by {{{{ $value | humanize }}}} from its "
+        f"{capital(words(kpi.name))} is far from its usual value.",
+        f"{capital(words(kpi.name))} deviates by {{{{ $value | humanize }}}} from its "
         f"{window} average, more than {number(anomaly.zscore)} standard deviations"
-        f"{label_list(promql.source_labels(spec, kpi))}.",
+        f"{label_list(source_labels(spec, kpi))}.",
     )
 
 
@@ -85,17 +86,17 @@ def forecast_alert(spec: Spec, kpi: Kpi) -> AlertRule:
         f"{'>' if side == 'above' else '<'} {number(bound)}"
     )
     value, unit = value_format(kpi.unit)
-    subject = capital(promql.words(kpi.name))
+    subject = capital(words(kpi.name))
     return alert_rule(
         spec,
-        promql.camel(kpi.name) + ("PredictedHigh" if side == "above" else "PredictedLow"),
+        camel(kpi.name) + ("PredictedHigh" if side == "above" else "PredictedLow"),
         expr,
         forecast.for_,
         {"severity": forecast.severity, "kpi": kpi.name},
         f"{subject} is predicted to go {side} {number(bound)}{unit} within "
         f"{duration(forecast.in_)}.",
-        f"At its {duration(forecast.window)} trend, {promql.words(kpi.name)} will be {value} in "
-        f"{duration(forecast.in_)}{label_list(promql.source_labels(spec, kpi))}.",
+        f"At its {duration(forecast.window)} trend, {words(kpi.name)} will be {value} in "
+        f"{duration(forecast.in_)}{label_list(source_labels(spec, kpi))}.",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exporter.conventions import events_record_name, ratio_alert_name, words
 from exporter.generation import promql
 from exporter.generation.promql import aggregate, duration
 from exporter.generation.rules.model import (
@@ -13,16 +14,8 @@ from exporter.generation.rules.model import (
     number,
 )
 from exporter.generation.rules.thresholds import comparison
+from exporter.spec.labels import ratio_labels
 from exporter.spec.model import Ratio, Spec, Threshold
-
-
-def ratio_labels(spec: Spec, ratio: Ratio) -> list[str]:
-    """Labels of a ratio's recorded series."""
-    level = promql.ratio_level(spec, ratio)
-    if level is not None:
-        return level
-    kpis = promql.ratio_kpis(spec, ratio)
-    return [n for n in promql.source_labels(spec, kpis[0]) if n != "instance"]
 
 
 def _or_zero(part: str, total: str) -> str:
@@ -54,15 +47,14 @@ def error_ratio_expr(spec: Spec, ratio: Ratio, window: float) -> str:
     return f"{error_events(spec, ratio, window)} / {total}"
 
 
-def events_record(ratio: Ratio) -> str:
-    return f"{promql.ratio_record_prefix(ratio)}:events_rate{duration(ratio.window)}"
-
-
 def ratio_record(spec: Spec, ratio: Ratio) -> list[RecordRule]:
     """The ratio over its window and its events per second (the minimum-traffic guard)."""
     return [
         RecordRule(ratio.record_name, ratio_expr(spec, ratio, ratio.window)),
-        RecordRule(events_record(ratio), promql.ratio_sum(spec, ratio, ratio.total, ratio.window)),
+        RecordRule(
+            events_record_name(ratio.name, ratio.window),
+            promql.ratio_sum(spec, ratio, ratio.total, ratio.window),
+        ),
     ]
 
 
@@ -71,15 +63,17 @@ def ratio_threshold_alert(spec: Spec, ratio: Ratio, threshold: Threshold) -> Ale
     value = ratio.record_name + promql.selector_matchers(threshold.matchers)
     agg = threshold.aggregate or ("min" if threshold.by is not None else None)
     by = None if threshold.by is None else promql.with_job(threshold.by)
-    events = events_record(ratio) + promql.selector_matchers(threshold.matchers)
+    events = events_record_name(ratio.name, ratio.window) + promql.selector_matchers(
+        threshold.matchers
+    )
     if agg is not None:
         value = aggregate(agg, value, by=by, without=by is None)
         events = aggregate("sum", events, by=by, without=by is None)
     # a ratio over a handful of events moves by whole percents with each one: no page on it
     guard = f"{events} * {number(ratio.window)} >= {ratio.min_events}"
     labels = by if by is not None else ratio_labels(spec, ratio)
-    subject = f"{promql.words(ratio.name)} over {duration(ratio.window)}"
-    name = threshold.name or promql.camel(ratio.name) + ("High" if side == "above" else "Low")
+    subject = f"{words(ratio.name)} over {duration(ratio.window)}"
+    name = ratio_alert_name(ratio.name, threshold.name, side == "above")
     return alert_rule(
         spec,
         name,

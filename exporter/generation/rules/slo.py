@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 
+from exporter.conventions import (
+    BURN_WINDOWS,
+    budget_record_name,
+    burn_alert_name,
+    error_ratio_record_name,
+    sample_record_names,
+    words,
+)
 from exporter.generation import promql
 from exporter.generation.promql import duration
 from exporter.generation.rules.model import (
@@ -15,39 +22,9 @@ from exporter.generation.rules.model import (
     label_list,
     number,
 )
-from exporter.generation.rules.ratios import error_events, error_ratio_expr, ratio_labels
-from exporter.spec.model import Ratio, Severity, Slo, Spec
-
-
-@dataclass(frozen=True)
-class BurnWindow:
-    """One multi-window multi-burn-rate alert of the SRE workbook (for a 30-day period)."""
-
-    long: float
-    short: float
-    budget_spent: Fraction  # share of the period's budget that this burn spends in `long`
-    severity: Severity
-    for_: float
-
-    def factor(self, period: float) -> Fraction:
-        """The burn rate: `budget_spent` of the budget spent in `long` (14.4 for 1h of 30d)."""
-        return self.budget_spent * Fraction(round(period)) / Fraction(round(self.long))
-
-
-BURN_WINDOWS = (
-    BurnWindow(3600, 300, Fraction(2, 100), "critical", 120),
-    BurnWindow(21600, 1800, Fraction(5, 100), "critical", 900),
-    BurnWindow(86400, 7200, Fraction(10, 100), "warning", 3600),
-    BurnWindow(259200, 21600, Fraction(10, 100), "warning", 10800),
-)
-
-
-def error_ratio_record(ratio: Ratio, window: float) -> str:
-    return f"{promql.ratio_record_prefix(ratio)}:error_ratio_rate{duration(window)}"
-
-
-def budget_record(ratio: Ratio) -> str:
-    return f"{promql.ratio_record_prefix(ratio)}:error_budget_remaining"
+from exporter.generation.rules.ratios import error_events, error_ratio_expr
+from exporter.spec.labels import ratio_labels
+from exporter.spec.model import Ratio, Slo, Spec
 
 
 def error_budget(slo: Slo) -> str:
@@ -68,13 +45,6 @@ def slo_windows(ratio: Ratio) -> list[float]:
     return sorted(windows | {ratio.slo.period})
 
 
-def sample_records(ratio: Ratio) -> tuple[str, str]:
-    """The sampled bad and all events per second (every SAMPLE_INTERVAL, over it)."""
-    prefix = promql.ratio_record_prefix(ratio)
-    window = duration(SAMPLE_INTERVAL)
-    return f"{prefix}:error_sample_rate{window}", f"{prefix}:event_sample_rate{window}"
-
-
 def slo_records(spec: Spec, ratio: Ratio) -> tuple[list[RecordRule], list[RecordRule]]:
     """(fast, sampled): error ratios over the short burn windows from the counters; and, in a
     group evaluated every SAMPLE_INTERVAL, the sampled rates, the error ratios over the long
@@ -82,11 +52,13 @@ def slo_records(spec: Spec, ratio: Ratio) -> tuple[list[RecordRule], list[Record
     assert ratio.slo is not None
     windows = slo_windows(ratio)
     fast = [
-        RecordRule(error_ratio_record(ratio, window), error_ratio_expr(spec, ratio, window))
+        RecordRule(
+            error_ratio_record_name(ratio.name, window), error_ratio_expr(spec, ratio, window)
+        )
         for window in windows
         if window <= RAW_WINDOW_LIMIT
     ]
-    errors, events = sample_records(ratio)
+    errors, events = sample_record_names(ratio.name, SAMPLE_INTERVAL)
     sampled = [
         RecordRule(errors, error_events(spec, ratio, SAMPLE_INTERVAL)),
         RecordRule(events, promql.ratio_sum(spec, ratio, ratio.total, SAMPLE_INTERVAL)),
@@ -96,21 +68,18 @@ def slo_records(spec: Spec, ratio: Ratio) -> tuple[list[RecordRule], list[Record
             span = duration(window)
             sampled.append(
                 RecordRule(
-                    error_ratio_record(ratio, window),
+                    error_ratio_record_name(ratio.name, window),
                     f"sum_over_time({errors}[{span}]) / sum_over_time({events}[{span}])",
                 )
             )
     sampled.append(
         RecordRule(
-            budget_record(ratio),
-            f"1 - ({error_ratio_record(ratio, ratio.slo.period)} / {error_budget(ratio.slo)})",
+            budget_record_name(ratio.name),
+            f"1 - ({error_ratio_record_name(ratio.name, ratio.slo.period)} / "
+            f"{error_budget(ratio.slo)})",
         )
     )
     return fast, sampled
-
-
-def burn_alert_name(ratio: Ratio) -> str:
-    return promql.camel(ratio.name.removesuffix("_ratio")) + "ErrorBudgetBurn"
 
 
 def burn_alerts(spec: Spec, ratio: Ratio) -> list[AlertRule]:
@@ -118,19 +87,19 @@ def burn_alerts(spec: Spec, ratio: Ratio) -> list[AlertRule]:
     slo = ratio.slo
     assert slo is not None
     budget = error_budget(slo)
-    subject = capital(promql.words(ratio.name.removesuffix("_ratio")))
+    subject = capital(words(ratio.name.removesuffix("_ratio")))
     rules = []
     for window in BURN_WINDOWS:
         factor = number(window.factor(slo.period))
         limit = f"({factor} * {budget})"
         expr = (
-            f"{error_ratio_record(ratio, window.long)} > {limit}\n"
-            f"and\n{error_ratio_record(ratio, window.short)} > {limit}"
+            f"{error_ratio_record_name(ratio.name, window.long)} > {limit}\n"
+            f"and\n{error_ratio_record_name(ratio.name, window.short)} > {limit}"
         )
         rules.append(
             alert_rule(
                 spec,
-                burn_alert_name(ratio),
+                burn_alert_name(ratio.name),
                 expr,
                 window.for_,
                 {

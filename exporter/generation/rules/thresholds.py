@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from exporter.conventions import threshold_alert_name, words
 from exporter.generation import promql
 from exporter.generation.promql import aggregate, duration, series
 from exporter.generation.rules.model import AlertRule, alert_rule, capital, label_list, number
+from exporter.spec.labels import source_labels
 from exporter.spec.model import Kpi, Spec, Threshold
 
 
 def threshold_labels(spec: Spec, kpi: Kpi, threshold: Threshold) -> list[str]:
     """The labels a threshold alert's series keep after its aggregation."""
-    source = promql.source_labels(spec, kpi)
+    source = source_labels(spec, kpi)
     if threshold.by is not None:
         return promql.with_job(threshold.by)
     if threshold.aggregate is not None or spec.exporter.replicas is not None:
@@ -59,17 +61,9 @@ def value_format(unit: str) -> tuple[str, str]:
     return "{{ $value | humanize }}", ""
 
 
-def threshold_alert_name(kpi_name: str, threshold: Threshold) -> str:
-    """The given name, else `<Kpi>[Rate|Increase]High|Low`."""
-    if threshold.name:
-        return threshold.name
-    kind = "Rate" if threshold.rate else "Increase" if threshold.increase else ""
-    return promql.camel(kpi_name) + kind + ("High" if threshold.above is not None else "Low")
-
-
 def threshold_alert(spec: Spec, kpi: Kpi, threshold: Threshold) -> AlertRule:
     op, bound, side = comparison(threshold)
-    subject = promql.words(kpi.name)
+    subject = words(kpi.name)
     value, unit = value_format(kpi.unit)
     if threshold.rate is not None:
         subject = f"the per-second rate of {subject}"
@@ -78,7 +72,9 @@ def threshold_alert(spec: Spec, kpi: Kpi, threshold: Threshold) -> AlertRule:
         subject = f"the increase of {subject} over {duration(threshold.increase)}"
     if threshold.matchers:
         subject += " with " + ", ".join(f"{k}={v}" for k, v in sorted(threshold.matchers.items()))
-    name = threshold_alert_name(kpi.name, threshold)
+    name = threshold_alert_name(
+        kpi.name, threshold.name, threshold.compared, threshold.above is not None
+    )
     summary = threshold.summary or f"{capital(subject)} is {side} {number(bound)}{unit}."
     description = threshold.description or (
         f"{capital(subject)} is {value}, {side} the {threshold.severity} threshold of "

@@ -1,16 +1,82 @@
-"""Spec checks for what the generated rules need: windows, counters, names, annotations."""
+"""Spec checks pydantic cannot do field by field: cross-references (names, databases, counters,
+dashboard entries) and what the generated rules need (windows, labels, alert names, templates).
+
+Each problem comes with the path of its field, so loading.py can point at the file and line."""
 
 from __future__ import annotations
 
-from exporter.generation import promql
-from exporter.generation.alert_templates import check as template_problem
-from exporter.generation.rules.ratios import ratio_labels
-from exporter.generation.rules.slo import BURN_WINDOWS, burn_alert_name
-from exporter.generation.rules.thresholds import threshold_alert_name
+from exporter.conventions import (
+    BURN_WINDOWS,
+    burn_alert_name,
+    format_duration,
+    ratio_alert_name,
+    threshold_alert_name,
+)
+from exporter.spec.labels import ratio_kpis, ratio_labels, source_labels
 from exporter.spec.model import Kpi, Loc, Ratio, Spec, Threshold
+from exporter.spec.templates import check as template_problem
+
+Problems = list[tuple[Loc, str]]
+
+
+def reference_errors(spec: Spec) -> Problems:
+    """Cross-references pydantic cannot see: each problem with the path of its field."""
+    problems: Problems = []
+    seen: set[str] = set()
+    for index, kpi in enumerate(spec.kpis):
+        if kpi.name in seen:
+            problems.append((("kpis", index, "name"), f"duplicate KPI {kpi.name!r}"))
+        seen.add(kpi.name)
+        if kpi.database not in spec.databases:
+            defined = ", ".join(sorted(spec.databases)) or "none"
+            problems.append(
+                (("kpis", index, "database"), f"unknown database {kpi.database!r} ({defined})")
+            )
+        clash = set(kpi.labels) & set(spec.exporter.labels)
+        if clash:
+            problems.append(
+                (
+                    ("kpis", index, "labels"),
+                    f"{', '.join(sorted(clash))} clash with exporter.labels",
+                )
+            )
+    counters = {spec.metric_name(k) for k in spec.kpis if k.type == "counter"}
+    ratio_names: set[str] = set()
+    for index, ratio in enumerate(spec.ratios):
+        if ratio.name in ratio_names or ratio.name in seen:
+            problems.append((("ratios", index, "name"), f"duplicate name {ratio.name!r}"))
+        ratio_names.add(ratio.name)
+        for key, names in (("good", [ratio.good]), ("total", ratio.total)):
+            for name in names:
+                if name not in counters:
+                    problems.append(
+                        (("ratios", index, key), f"{name!r} is not a counter KPI of this spec")
+                    )
+    alert_names: set[str] = set()
+    for index, alert in enumerate(spec.alerts):
+        if alert.name in alert_names:
+            problems.append((("alerts", index, "name"), f"duplicate alert {alert.name!r}"))
+        alert_names.add(alert.name)
+    record_names: set[str] = set()
+    for index, record in enumerate(spec.records):
+        if record.record in record_names:
+            problems.append((("records", index, "record"), f"duplicate record {record.record!r}"))
+        record_names.add(record.record)
+    panels = seen | ratio_names | record_names
+    for d, dashboard in enumerate(spec.dashboards):
+        for r, row in enumerate(dashboard.rows):
+            for k, name in enumerate(row.kpis):
+                if name not in panels:
+                    problems.append(
+                        (
+                            ("dashboards", d, "rows", r, "kpis", k),
+                            f"{name!r} is not a KPI, ratio or record of this spec",
+                        )
+                    )
+    return problems
+
 
 MAX_ALERT_NAME = 40
-Problems = list[tuple[Loc, str]]
 
 
 def _summary(loc: Loc, summary: str | None, problems: Problems) -> None:
@@ -45,8 +111,8 @@ def _window(
         problems.append(
             (
                 loc,
-                f"{what} {promql.duration(window)} is under 2 scrape intervals "
-                f"(exporter.scrape_interval {promql.duration(scrape)})",
+                f"{what} {format_duration(window)} is under 2 scrape intervals "
+                f"(exporter.scrape_interval {format_duration(scrape)})",
             )
         )
     for kpi in kpis:
@@ -54,8 +120,8 @@ def _window(
             problems.append(
                 (
                     loc,
-                    f"{what} {promql.duration(window)} is under 2 poll intervals of {kpi.name} "
-                    f"(every {promql.duration(kpi.period)})",
+                    f"{what} {format_duration(window)} is under 2 poll intervals of {kpi.name} "
+                    f"(every {format_duration(kpi.period)})",
                 )
             )
 
@@ -78,11 +144,14 @@ def _threshold(
 
 def _kpi(index: int, kpi: Kpi, spec: Spec, problems: Problems) -> None:
     at: Loc = ("kpis", index)
-    known = set(promql.source_labels(spec, kpi))
+    known = set(source_labels(spec, kpi))
     for j, threshold in enumerate(kpi.alerts):
         loc: Loc = (*at, "alerts", j)
         _threshold(loc, spec, threshold, known, problems)
-        _name((*loc, "name"), threshold_alert_name(kpi.name, threshold), problems)
+        name = threshold_alert_name(
+            kpi.name, threshold.name, threshold.compared, threshold.above is not None
+        )
+        _name((*loc, "name"), name, problems)
         window = threshold.rate or threshold.increase
         key = "rate" if threshold.rate else "increase"
         if kpi.type == "histogram":
@@ -129,7 +198,7 @@ def _kpi(index: int, kpi: Kpi, spec: Spec, problems: Problems) -> None:
 
 def _ratio(index: int, ratio: Ratio, spec: Spec, problems: Problems) -> None:
     at: Loc = ("ratios", index)
-    kpis = promql.ratio_kpis(spec, ratio)
+    kpis = ratio_kpis(spec, ratio)
     if len(kpis) != len({ratio.good, *ratio.total}):
         return  # unknown counters are reported by reference_errors
     _window((*at, "window"), "the ratio window", ratio.window, kpis, spec, problems)
@@ -137,7 +206,7 @@ def _ratio(index: int, ratio: Ratio, spec: Spec, problems: Problems) -> None:
     for j, threshold in enumerate(ratio.alerts):
         loc: Loc = (*at, "alerts", j)
         _threshold(loc, spec, threshold, known, problems)
-        name = threshold.name or promql.camel(ratio.name) + "Low"
+        name = ratio_alert_name(ratio.name, threshold.name, threshold.above is not None)
         _name((*loc, "name"), name, problems)
         if threshold.rate is not None or threshold.increase is not None:
             problems.append((loc, "a ratio is already a rate: drop 'rate' and 'increase'"))
@@ -148,7 +217,7 @@ def _ratio(index: int, ratio: Ratio, spec: Spec, problems: Problems) -> None:
             problems.append(
                 ((*at, "total"), "an SLO needs a total with more than the good counter")
             )
-        _name((*at, "name"), burn_alert_name(ratio), problems)
+        _name((*at, "name"), burn_alert_name(ratio.name), problems)
 
 
 def rule_errors(spec: Spec) -> Problems:
@@ -167,3 +236,8 @@ def rule_errors(spec: Spec) -> Problems:
             if name in ("severity", "kpi"):
                 problems.append(((*at, "labels", name), f"set {name!r} with its own key"))
     return problems
+
+
+def spec_errors(spec: Spec) -> Problems:
+    """Every problem of a spec pydantic has validated: references first, then rule needs."""
+    return reference_errors(spec) + rule_errors(spec)
