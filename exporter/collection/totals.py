@@ -166,23 +166,21 @@ class Totals:
         self.series.update(staged)
 
     def render(self, shape: Shape, taken_at: float) -> Snapshot:
-        """Both exposition formats, with `_created` per series."""
+        """Both exposition formats; OpenMetrics with `_created` per series. The text format has
+        none: Prometheus would store each as one more series, and no query reads them."""
         kpi, metric = self.kpi, shape.metric
         base = metric.removesuffix("_total")
         text: list[str] = []
         om: list[str] = []
-        created: list[str] = []
         if kpi.type == "counter":
             text.append(family_header(metric, "counter", kpi.help, False))
             om.append(family_header(base, "counter", kpi.help, True))
             for key, entry in self.series.items():
                 labels = shape.labels(key)
                 sample = f"{metric}{labels} {format_value(entry.value)}\n"
-                stamp = f"{base}_created{labels} {format_value(entry.created)}\n"
                 text.append(sample)
                 om.append(sample)
-                om.append(stamp)
-                created.append(stamp)
+                om.append(f"{base}_created{labels} {format_value(entry.created)}\n")
         else:
             header = family_header(metric, "histogram", kpi.help, False)
             text.append(header)
@@ -198,14 +196,7 @@ class Totals:
                     lines.append(f"{metric}_bucket{bucket_labels} {cumulative}\n")
                 lines.append(f"{metric}_count{labels} {entry.count}\n")
                 lines.append(f"{metric}_sum{labels} {format_value(entry.value)}\n")
-                stamp = f"{metric}_created{labels} {format_value(entry.created)}\n"
                 text.extend(lines)
                 om.extend(lines)
-                om.append(stamp)
-                created.append(stamp)
-        if created:
-            text.append(
-                family_header(f"{base}_created", "gauge", f"{kpi.name} creation time", False)
-            )
-            text.extend(created)
+                om.append(f"{metric}_created{labels} {format_value(entry.created)}\n")
         return Snapshot.build(kpi.name, len(self.series), taken_at, "".join(text), "".join(om))

@@ -4,9 +4,10 @@ conventions.SelfMetric (a contract: rules and dashboards query the same names)."
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,7 +19,9 @@ from prometheus_client import (
     ProcessCollector,
 )
 from prometheus_client import generate_latest as text_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import generate_latest as om_latest
+from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.conventions import REASONS
@@ -35,6 +38,7 @@ class SelfMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._render_lock = threading.Lock()
         self._rendered: dict[bool, tuple[float, bytes]] = {}
+        self._text_view = _WithoutCreated(self.registry)
         r = self.registry
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
@@ -98,9 +102,25 @@ class SelfMetrics:
             cached = self._rendered.get(openmetrics)
             if cached is not None and now - cached[0] < RENDER_REUSE:
                 return cached[1]
-            body = om_latest(self.registry) if openmetrics else text_latest(self.registry)
+            body = om_latest(self.registry) if openmetrics else text_latest(self._text_view)
             self._rendered[openmetrics] = (now, body)
             return body
+
+
+class _WithoutCreated(Collector):
+    """A registry as the text format shows it: without `_created` samples, which Prometheus
+    would store as one more series per counter and histogram series (OpenMetrics keeps them)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            created = family.name + "_created"
+            if any(sample.name == created for sample in family.samples):
+                family = copy.copy(family)
+                family.samples = [s for s in family.samples if s.name != created]
+            yield family
 
 
 def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:
