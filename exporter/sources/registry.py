@@ -48,6 +48,11 @@ BUILTIN: tuple[BackendEntry, ...] = (
     BackendEntry(
         ("mysql", "mariadb"), "exporter.sources.mysql:MysqlSource", optional_extra("mysql")
     ),
+    BackendEntry(
+        ("sqlalchemy",),
+        "exporter.sources.sqlalchemy:SqlalchemySource",
+        optional_extra("sqlalchemy"),
+    ),
 )
 
 

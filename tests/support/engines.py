@@ -7,6 +7,7 @@ expected values always come from SQL run by that writer, never from the exporter
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +150,28 @@ def by_kind(engine: Engine, metric: str, aggregate: str) -> Values:
     }
 
 
+def run_stopped(query: Callable[[], object], stop: Callable[[], object]) -> list[QueryError]:
+    """Run a query that lasts minutes unless stopped, calling `stop` until it ends (a stop
+    sent before the query started is lost); the errors it raised. Fails when it still runs
+    after a minute: nothing stopped it on the database."""
+    errors: list[QueryError] = []
+
+    def run() -> None:
+        try:
+            query()
+        except QueryError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    for _ in range(300):
+        thread.join(0.2)
+        if not thread.is_alive():
+            return errors
+        stop()
+    raise AssertionError("the query was not stopped within a minute")
+
+
 class EngineContract:
     """The tests every backend passes; subclasses provide the `engine` fixture."""
 
@@ -219,13 +242,25 @@ class EngineContract:
     ) -> None:
         source = engine.open_source(Database(dsn=engine.dsn, max_connections=1))
         try:
-            with pytest.raises(QueryError) as caught:
-                source.query(engine.long_query, {}, 0.5)
-            assert caught.value.reason == "timeout", caught.value.message
+            errors = run_stopped(lambda: source.query(engine.long_query, {}, 0.5), lambda: None)
+            assert [e.reason for e in errors] == ["timeout"], errors
+            assert errors[0].message == "query exceeded its 0.5s timeout"
             # the one connection is usable again at once
             assert source.query("SELECT count(*) AS n FROM events", {}, 10.0).rows[0][0] == 0
         finally:
             source.close()
+
+    def test_cancel_running_stops_a_query(self, engine: Engine) -> None:
+        source = engine.open_source(Database(dsn=engine.dsn))
+        try:
+            errors = run_stopped(
+                lambda: source.query(engine.long_query, {}, 600.0), source.cancel_running
+            )
+        finally:
+            source.close()
+        assert [(e.reason, e.message) for e in errors] == [
+            ("timeout", "query cancelled at shutdown")
+        ]
 
     def test_read_only_refuses_writes(self, engine: Engine) -> None:
         if not engine.read_only_claimed:
@@ -237,6 +272,8 @@ class EngineContract:
                 "INSERT INTO events (id, kind, amount, stamp) VALUES (2, 'b', 1, 0)",
                 "UPDATE events SET amount = 99",
                 "DELETE FROM events",
+                # out of the read-only transaction, where a driver runs several statements
+                "COMMIT; INSERT INTO events (id, kind, amount, stamp) VALUES (3, 'c', 1, 0)",
             ):
                 with pytest.raises(QueryError) as caught:
                     source.query(statement, {}, 10.0)

@@ -184,6 +184,7 @@ def _readme_engines() -> dict[str, Guarantees]:
             flags = [c == "yes" for c in cells[1:5]]
             for scheme in re.findall(r"`([a-z+]+)://", cells[0]):
                 found[scheme] = Guarantees(*flags)
+                found.setdefault(scheme.split("+", 1)[0], Guarantees(*flags))  # a+b serves a
     return found
 
 
