@@ -71,13 +71,17 @@ DIALECTS: dict[str, DialectSupport] = {
 }
 
 
+# by the driver's paramstyle: the thread id is bound like any value
+_KILL_QUERY = {"qmark": "KILL QUERY ?", "format": "KILL QUERY %s", "pyformat": "KILL QUERY %s"}
+
+
 def _kill_query(engine: Engine, connect_args: Mapping[str, Any], thread_id: int) -> None:
     """MySQL/MariaDB: stop a connection's query from a second connection, outside the pool."""
     cargs, cparams = engine.dialect.create_connect_args(engine.url)
     killer = engine.dialect.connect(*cargs, **{**cparams, **connect_args})
     try:
         cursor = killer.cursor()
-        cursor.execute(f"KILL QUERY {int(thread_id)}")
+        cursor.execute(_KILL_QUERY[engine.dialect.paramstyle], (thread_id,))
     finally:
         killer.close()
 
@@ -89,6 +93,9 @@ CANCELS: dict[str, Callable[[Engine, Mapping[str, Any], Any], Cancel]] = {
     "pysqlite": lambda engine, args, conn: conn.interrupt,
     "pymysql": lambda engine, args, conn: lambda: _kill_query(engine, args, conn.thread_id()),
     "mysqldb": lambda engine, args, conn: lambda: _kill_query(engine, args, conn.thread_id()),
+    "mariadbconnector": lambda engine, args, conn: (
+        lambda: _kill_query(engine, args, conn.thread_id)
+    ),
 }
 
 

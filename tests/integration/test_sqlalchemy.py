@@ -3,6 +3,7 @@ contract on each, plus what is SQLAlchemy's own (refused read-only, the README's
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import sqlite3
@@ -66,9 +67,16 @@ def _mysql_server() -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def mariadb_engine() -> Iterator[Engine]:
+@pytest.fixture(params=["mysql+pymysql", "mariadb+mariadbconnector"])
+def mariadb_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A fresh MariaDB database, reached through PyMySQL and through MariaDB Connector (the
+    native backend's driver); the writer is PyMySQL."""
     pymysql = pytest.importorskip("pymysql", reason="pymysql (dev extra) is not installed")
+    if request.param.endswith("mariadbconnector"):
+        need(
+            importlib.util.find_spec("mariadb") is not None,
+            "MariaDB Connector/Python (the mysql extra) is not installed",
+        )
     server = _mysql_server()
     try:
         admin = pymysql.connect(**server, connect_timeout=3, autocommit=True)
@@ -93,7 +101,7 @@ def mariadb_engine() -> Iterator[Engine]:
     password = f":{server['password']}" if server["password"] else ""
     try:
         yield Engine(
-            dsn=f"sqlalchemy+mysql+pymysql://{server['user']}{password}@{server['host']}:"
+            dsn=f"sqlalchemy+{request.param}://{server['user']}{password}@{server['host']}:"
             f"{server['port']}/{database}",
             open_source=open_through_registry,
             insert=insert,
