@@ -1,4 +1,4 @@
-"""The `kpi-exporter` command line: run, once, check, report, schema, state, generate,
+"""The `kpi-exporter` command line: run, once, check, report, backfill, schema, state, generate,
 dashboards; the one place that wires the layers together."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,168 @@ def report(
         click.echo(f"report: {exc}", err=True)
         sys.exit(1)
     click.echo(render(result, fmt), nl=False)
+
+
+def _target_labels(pairs: Sequence[str]) -> dict[str, str]:
+    from exporter.spec.fields import LABEL_NAME_RE
+
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not LABEL_NAME_RE.match(name) or name.startswith("__"):
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--label")
+        labels[name] = value
+    return labels
+
+
+class _Progress:
+    """One rewritten line on a terminal: steps written, rows read, rate and time left."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, rows: int) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        left = elapsed * (self.total - done) / done if done else 0.0
+        click.echo(
+            f"\r  steps {done}/{self.total} ({100 * done / self.total:.0f}%)  rows {rows:,}"
+            f" ({rows / elapsed:,.0f}/s)  left {left:.0f}s   ",
+            nl=done >= self.total,
+            err=True,
+        )
+
+
+@main.command()
+@config_option
+@click.option(
+    "--since", "since_text", required=True, help="Start: a duration ago (60d), RFC 3339 or epoch."
+)
+@click.option("--until", "until_text", help="End (default now): a duration ago, RFC 3339 or epoch.")
+@click.option("--step", "step_text", default="1m", show_default=True, help="Time between samples.")
+@click.option("--kpi", "only", multiple=True, help="Only this KPI; repeat for several.")
+@click.option(
+    "--label",
+    "label_pairs",
+    multiple=True,
+    help="Target label NAME=VALUE, e.g. instance=host:9091.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), required=True, help="Output directory."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["blocks", "openmetrics"]),
+    default="blocks",
+    show_default=True,
+)
+@click.option(
+    "--reorder-window",
+    "reorder_text",
+    default="1m",
+    show_default=True,
+    help="How far event_time may run behind cursor order (cursor other than event_time).",
+)
+@click.option(
+    "--rules", is_flag=True, help="Backfill the recording rules instead (needs --prometheus)."
+)
+@click.option("--prometheus", "url", help="Prometheus holding the backfilled data (for --rules).")
+def backfill(
+    configs: tuple[Path, ...],
+    since_text: str,
+    until_text: str | None,
+    step_text: str,
+    only: tuple[str, ...],
+    label_pairs: tuple[str, ...],
+    output: Path,
+    fmt: str,
+    reorder_text: str,
+    rules: bool,
+    url: str | None,
+) -> None:
+    """Write the KPIs' history as TSDB blocks (or OpenMetrics) from the databases."""
+    from exporter.history.backfill import (
+        BackfillError,
+        backfill_rules,
+        format_instant,
+        parse_instant,
+    )
+    from exporter.history.backfill import backfill as run_backfill
+    from exporter.spec.fields import parse_duration
+
+    spec = load_or_exit(configs).spec
+    now = time.time()
+    try:
+        since = parse_instant(since_text, now)
+        until = parse_instant(until_text, now) if until_text else now
+        step, reorder = parse_duration(step_text), parse_duration(reorder_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    unknown = sorted(set(only) - {k.name for k in spec.kpis})
+    if unknown:
+        raise click.BadParameter(f"no KPI named {', '.join(unknown)}", param_hint="--kpi")
+    if since >= until:
+        raise click.BadParameter("--since must be before --until")
+    try:
+        if rules:
+            if not url:
+                raise click.UsageError("--rules needs --prometheus URL")
+            _backfill_rules(spec, url, since, until, step, output, backfill_rules)
+            return
+        steps = int((until - since) // step) + 1
+        summary = run_backfill(
+            spec,
+            since=since,
+            until=until,
+            step=step,
+            only=only,
+            target=_target_labels(label_pairs),
+            output=output,
+            fmt=fmt,  # type: ignore[arg-type]
+            reorder=reorder,
+            progress=_Progress(steps) if sys.stderr.isatty() else None,
+        )
+    except BackfillError as exc:
+        click.echo(f"backfill: {exc}", err=True)
+        sys.exit(1)
+    for line in summary.skipped:
+        click.echo(line, err=True)
+    for line in summary.late:
+        click.echo(f"late rows: {line}", err=True)
+    where = (
+        f"blocks in {output}" if fmt == "blocks" else f"{len(summary.files)} file(s) in {output}"
+    )
+    click.echo(
+        f"backfilled {len(summary.replayed)} KPIs: {summary.samples} samples at {summary.steps}"
+        f" steps from {format_instant(since)} to {format_instant(until)}, {summary.rows} rows"
+        f" read; {where}"
+    )
+
+
+def _backfill_rules(
+    spec: Spec,
+    url: str,
+    since: float,
+    until: float,
+    step: float,
+    output: Path,
+    run: Callable[[Path, str, float, float, float, Path], None],
+) -> None:
+    """Generate the recording rules into a temporary directory and backfill them."""
+    import tempfile
+
+    from exporter.generation.rule_files import write_files
+
+    with tempfile.TemporaryDirectory() as tmp:
+        written = write_files(spec, Path(tmp), "mixin")
+        records = [p for p in written if p.name == "prometheus_rules.yaml"]
+        if not records:
+            click.echo("no recording rules to backfill")
+            return
+        output.mkdir(parents=True, exist_ok=True)
+        run(records[0], url, since, until, step, output)
+    click.echo(f"backfilled the recording rules into {output}")
 
 
 @main.group()

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +209,10 @@ class RunningExporter:
 class RunningPrometheus:
     """A real Prometheus on a free loopback port with a temporary data dir, stopped by its PID."""
 
-    def __init__(self, directory: Path, config: dict[str, Any] | str) -> None:
+    def __init__(
+        self, directory: Path, config: dict[str, Any] | str, args: Sequence[str] = ()
+    ) -> None:
+        """`args` are extra flags; blocks placed in `directory / "tsdb"` are loaded."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         directory.mkdir(parents=True, exist_ok=True)
@@ -223,6 +226,7 @@ class RunningPrometheus:
                 f"--config.file={path}",
                 f"--storage.tsdb.path={directory / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
+                *args,
             ],
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
@@ -271,8 +275,10 @@ class RunningPrometheus:
 def run_prometheus() -> Iterator:
     started: list[RunningPrometheus] = []
 
-    def start(directory: Path, config: dict[str, Any] | str) -> RunningPrometheus:
-        prometheus = RunningPrometheus(directory, config)
+    def start(
+        directory: Path, config: dict[str, Any] | str, args: Sequence[str] = ()
+    ) -> RunningPrometheus:
+        prometheus = RunningPrometheus(directory, config, args)
         started.append(prometheus)
         return prometheus
 

@@ -41,6 +41,42 @@ class PollStatus:
     series: int = 0
 
 
+def complete_rows(
+    kpi: Kpi, rows: Sequence[tuple[Any, ...]], cursor_index: int, tiebreak_index: int | None
+) -> Sequence[tuple[Any, ...]]:
+    """Rows safe to apply now: in cursor order, and without a tie cut by the batch limit."""
+    previous = None
+    for row in rows:
+        value = row[cursor_index]
+        if value is None:
+            raise ResultError("the cursor column is NULL in a row", kpi.cursor)
+        if previous is not None:
+            try:
+                if value < previous:
+                    raise ResultError(
+                        "rows are not in cursor order: the query needs ORDER BY its cursor",
+                        kpi.cursor,
+                    )
+            except TypeError:
+                raise ResultError("the cursor column mixes types", kpi.cursor) from None
+        previous = value
+    if len(rows) < kpi.batch or tiebreak_index is not None or not rows:
+        return rows
+    # A full batch may have cut a run of equal cursor values: leave that run for the next
+    # fetch, which reads `> :cursor` from the value before it.
+    last = rows[-1][cursor_index]
+    end = len(rows)
+    while end > 0 and rows[end - 1][cursor_index] == last:
+        end -= 1
+    if end == 0:
+        raise ResultError(
+            f"all {len(rows)} rows of a batch share one cursor value: "
+            "set 'tiebreak' or a larger 'batch'",
+            kpi.cursor,
+        )
+    return rows[:end]
+
+
 class PollFailed(Exception):
     """A poll failed; carries the reason label and a message safe to log."""
 
@@ -243,7 +279,7 @@ class KpiPoll:
                 shape = self._shape = Shape(kpi, self.metric, self.const_labels, rows)
                 cursor_index = shape.column(kpi.cursor, "cursor")
                 tiebreak_index = shape.column(kpi.tiebreak, "tiebreak") if kpi.tiebreak else None
-                kept = self._complete_rows(rows.rows, cursor_index, tiebreak_index)
+                kept = complete_rows(kpi, rows.rows, cursor_index, tiebreak_index)
                 staged = self._totals.stage(shape, kept, now) if count else {}
             except ResultError as exc:
                 raise PollFailed("result", exc.message, exc.column) from None
@@ -271,41 +307,6 @@ class KpiPoll:
             if len(rows.rows) < kpi.batch:
                 return
         event(WARNING, "catch_up_incomplete", kpi=kpi.name, batches=MAX_BATCHES_PER_POLL)
-
-    def _complete_rows(
-        self, rows: Sequence[tuple[Any, ...]], cursor_index: int, tiebreak_index: int | None
-    ) -> Sequence[tuple[Any, ...]]:
-        """Rows safe to apply now: in cursor order, and without a tie cut by the batch limit."""
-        previous = None
-        for row in rows:
-            value = row[cursor_index]
-            if value is None:
-                raise ResultError("the cursor column is NULL in a row", self.kpi.cursor)
-            if previous is not None:
-                try:
-                    if value < previous:
-                        raise ResultError(
-                            "rows are not in cursor order: the query needs ORDER BY its cursor",
-                            self.kpi.cursor,
-                        )
-                except TypeError:
-                    raise ResultError("the cursor column mixes types", self.kpi.cursor) from None
-            previous = value
-        if len(rows) < self.kpi.batch or tiebreak_index is not None or not rows:
-            return rows
-        # A full batch may have cut a run of equal cursor values: leave that run for the next
-        # fetch, which reads `> :cursor` from the value before it.
-        last = rows[-1][cursor_index]
-        end = len(rows)
-        while end > 0 and rows[end - 1][cursor_index] == last:
-            end -= 1
-        if end == 0:
-            raise ResultError(
-                f"all {len(rows)} rows of a batch share one cursor value: "
-                "set 'tiebreak' or a larger 'batch'",
-                self.kpi.cursor,
-            )
-        return rows[:end]
 
     def _lag(self, now: float) -> None:
         cursor = self._cursor

@@ -21,6 +21,8 @@ def expected_columns(kpi: Kpi) -> list[tuple[str, str]]:
         columns.append((kpi.cursor, "cursor"))
     if kpi.tiebreak:
         columns.append((kpi.tiebreak, "tiebreak"))
+    if kpi.event_time_column and kpi.event_time_column != kpi.cursor:
+        columns.append((kpi.event_time_column, "event_time"))
     if kpi.type == "histogram" and not kpi.cursor:
         columns.append(("le", "bucket bound"))
         if kpi.sum:

@@ -151,6 +151,9 @@ class Kpi(Strict):
     batch: int = Field(10_000, ge=1, le=1_000_000)
     buckets: list[float] | None = None
     sum: str | None = Field(None, description="pre-aggregated histogram: the column with _sum")
+    event_time: str | None = Field(
+        None, description="cursor KPIs: the result column with each row's time (backfill, verify)"
+    )
     # rules and dashboards
     alerts: list[Threshold] = Field(default_factory=list)
     absent_for: Duration | None = None
@@ -217,8 +220,12 @@ class Kpi(Strict):
                 raise ValueError("a cursor KPI's query must use LIMIT :batch")
             if self.cursor in self.labels:
                 raise ValueError("the cursor column cannot also be a label")
+            if self.event_time is not None and self.event_time in self.labels:
+                raise ValueError("the event_time column cannot also be a label")
+            if self.event_time is not None and self.event_time == self.value_column:
+                raise ValueError("the event_time column cannot also be the value column")
         else:
-            for key in ("tiebreak", "settle"):
+            for key in ("tiebreak", "settle", "event_time"):
                 if getattr(self, key) is not None:
                     raise ValueError(f"'{key}' needs 'cursor'")
         if self.type == "histogram":
@@ -245,6 +252,16 @@ class Kpi(Strict):
         if self.cursor is not None and self.type == "counter":
             return None
         return "value"
+
+    @property
+    def event_time_column(self) -> str | None:
+        """The column holding each row's time: `event_time`, else a timestamp cursor's own
+        column (one whose `initial_cursor` is a timestamp string); None for other KPIs."""
+        if self.cursor is None:
+            return None
+        if self.event_time is not None:
+            return self.event_time
+        return self.cursor if isinstance(self.initial_cursor, str) else None
 
     @property
     def period(self) -> float:

@@ -11,6 +11,7 @@ from support.specs import BASE, kpi, write
 from exporter.conventions import format_duration
 from exporter.spec.fields import parse_duration
 from exporter.spec.loading import SpecError, load_spec
+from exporter.spec.model import Kpi
 from exporter.spec.params import placeholders, to_paramstyle, to_pyformat
 
 
@@ -175,6 +176,34 @@ class TestCheckErrors:
             ),
         )
         assert any("a cursor KPI's query must use :cursor" in p for p in found)
+
+    CURSOR_QUERY = "SELECT id, at, kind FROM t WHERE id > :cursor ORDER BY id LIMIT :batch"
+
+    @pytest.mark.parametrize(
+        ("extra", "message"),
+        [
+            ("cursor: id\nevent_time: kind\nlabels: [kind]", "cannot also be a label"),
+            ("cursor: id\nevent_time: at\nvalue: at", "cannot also be the value column"),
+        ],
+    )
+    def test_event_time_misuse(self, tmp_path: Path, extra: str, message: str) -> None:
+        body = kpi(extra, kind="counter", name="events_total", query=self.CURSOR_QUERY)
+        found = problems(tmp_path, body)
+        assert any(message in p and "(KPI 'events_total')" in p for p in found), found
+
+    def test_event_time_needs_a_cursor(self, tmp_path: Path) -> None:
+        found = problems(tmp_path, kpi("event_time: at"))
+        assert any("kpis[1]: 'event_time' needs 'cursor' (KPI 'bad_kpi')" in p for p in found)
+
+    def test_event_time_defaults_to_a_timestamp_cursor(self, tmp_path: Path) -> None:
+        def loaded(extra: str) -> Kpi:
+            body = kpi(extra, kind="counter", name="events_total", query=self.CURSOR_QUERY)
+            return load_spec([write(tmp_path, body)], env={}).spec.kpis[-1]
+
+        assert loaded("cursor: id").event_time_column is None
+        assert loaded("cursor: id\nevent_time: at").event_time_column == "at"
+        timestamp = loaded("cursor: id\ninitial_cursor: '1970-01-01T00:00:00+00:00'")
+        assert timestamp.event_time_column == "id"
 
     def test_constant_label_clash(self, tmp_path: Path) -> None:
         found = problems(tmp_path, kpi("labels: [service]"))

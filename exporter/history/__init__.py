@@ -1,0 +1,1 @@
+"""History: backfill of past KPI values into Prometheus blocks, and reconciliation."""
