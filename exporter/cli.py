@@ -107,6 +107,61 @@ def _simulate(spec: Spec) -> Any:
     raise click.UsageError("--simulate needs a sqlite:/// database in the spec")
 
 
+class Site:
+    """What the HTTP layer serves (serving.http.Endpoints): the daemon's metrics and
+    readiness, the reload with its systemd notifications, the status page and the generated
+    rules and dashboards, which the daemon itself never imports."""
+
+    def __init__(self, daemon: Daemon, reload: Callable[[], tuple[bool, list[str]]]) -> None:
+        self.daemon = daemon
+        self.reload = reload
+        self.ready = daemon.ready
+        self.metrics_body = daemon.metrics_body
+        self._generated: tuple[LoadedSpec, dict[str, str]] | None = None
+
+    def generated_files(self) -> dict[str, str]:
+        """The rules and dashboards the running spec generates, by path (built once per spec)."""
+        from exporter.generation import dashboards, rule_files
+
+        loaded = self.daemon.loaded
+        if self._generated is None or self._generated[0] is not loaded:
+            files = {
+                f"rules/{name}": text
+                for name, text in rule_files.render_files(loaded.spec).items()
+                if not name.startswith("tests/")
+            }
+            files.update(
+                (f"dashboards/{name}", text)
+                for name, text in dashboards.render(loaded.spec).items()
+                if name.endswith(".json")
+            )
+            self._generated = (loaded, files)
+        return self._generated[1]
+
+    def status_page(self) -> bytes:
+        from exporter.serving import statuspage
+        from exporter.spec.fields import format_duration
+
+        rows = [
+            statuspage.KpiRow(
+                name=name,
+                type=poll.kpi.type + (" (cursor)" if poll.kpi.cursor else ""),
+                database=poll.database,
+                schedule=poll.kpi.schedule or f"every {format_duration(poll.kpi.period)}",
+                state=poll.status.state,
+                last_run=poll.status.last_run,
+                duration=poll.status.last_duration,
+                series=poll.status.series,
+                next_run=self.daemon.schedule.next_run(name),
+                error=poll.status.last_error,
+            )
+            for name, poll in sorted(self.daemon.polls.items())
+        ]
+        links = [("metrics", "/metrics"), ("ready", "/ready"), ("health", "/health")]
+        links += [(name, f"/generated/{name}") for name in sorted(self.generated_files())]
+        return statuspage.render(rows, links)
+
+
 @main.command()
 @config_option
 @click.option("--listen", help="HOST:PORT to bind (default: all interfaces, spec port).")
@@ -126,6 +181,12 @@ def _simulate(spec: Spec) -> Any:
     help="TLS, basic auth and headers, in Prometheus exporter-toolkit's web config format.",
 )
 @click.option("--health-no-auth", is_flag=True, help="Serve /health without basic auth.")
+@click.option(
+    "--web.enable-lifecycle",
+    "lifecycle",
+    is_flag=True,
+    help="Answer POST /-/reload (403 otherwise; SIGHUP always reloads).",
+)
 @click.option("--shard", "shard_text", help="I/N: run only the KPIs of shard I of N (0-based).")
 def run(
     configs: tuple[Path, ...],
@@ -137,12 +198,13 @@ def run(
     grace: float,
     web_config: Path | None,
     health_no_auth: bool,
+    lifecycle: bool,
     shard_text: str | None,
 ) -> None:
     """Run the exporter daemon."""
     from exporter.runtime.notify import SystemdNotifier
     from exporter.runtime.sharding import Shard, declare
-    from exporter.serving.http import MetricsServer
+    from exporter.serving.http import HttpApp, MetricsServer
     from exporter.serving.webconfig import WebConfigError, WebSecurity
 
     log.configure(log_format, log_level)
@@ -173,8 +235,9 @@ def run(
             daemon.metrics.invalidate()
             notifier.ready(status())
 
+    app = HttpApp(Site(daemon, reload), security, health_no_auth, lifecycle)
     try:
-        server = MetricsServer(host, bind_port, daemon, security, health_no_auth, reload)
+        server = MetricsServer(host, bind_port, app)
     except OSError as exc:
         click.echo(f"cannot listen on {host}:{bind_port}: {exc.strerror}", err=True)
         sys.exit(1)

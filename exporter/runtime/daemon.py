@@ -15,7 +15,6 @@ from exporter.collection.scheduling import Schedule
 from exporter.collection.state import StateError, StateStore
 from exporter.conventions import format_duration
 from exporter.log import event
-from exporter.serving import statuspage
 from exporter.serving.publication import Publication
 from exporter.serving.selfmetrics import SelfMetrics
 from exporter.sources.base import QueryError, Source
@@ -59,7 +58,6 @@ class Daemon:
         self.store: StateStore | None = None
         self._reload_lock = threading.Lock()
         self.last_reload_error: str | None = None
-        self._generated: tuple[LoadedSpec, dict[str, str]] | None = None
         self._apply(loaded.spec)
         self.metrics.loaded(loaded.digest)
 
@@ -214,45 +212,6 @@ class Daemon:
         }
         ready = all(info["state"] != "pending" for info in kpis.values())
         return ready, {"ready": ready, "kpis": kpis}
-
-    def generated_files(self) -> dict[str, str]:
-        """The rules and dashboards the running spec generates, by path (built once per spec)."""
-        loaded = self.loaded
-        if self._generated is None or self._generated[0] is not loaded:
-            from exporter.generation import dashboards, rule_files
-
-            files = {
-                f"rules/{name}": text
-                for name, text in rule_files.render_files(loaded.spec).items()
-                if not name.startswith("tests/")
-            }
-            files.update(
-                (f"dashboards/{name}", text)
-                for name, text in dashboards.render(loaded.spec).items()
-                if name.endswith(".json")
-            )
-            self._generated = (loaded, files)
-        return self._generated[1]
-
-    def status_page(self) -> bytes:
-        rows = [
-            statuspage.KpiRow(
-                name=name,
-                type=poll.kpi.type + (" (cursor)" if poll.kpi.cursor else ""),
-                database=poll.database,
-                schedule=poll.kpi.schedule or f"every {format_duration(poll.kpi.period)}",
-                state=poll.status.state,
-                last_run=poll.status.last_run,
-                duration=poll.status.last_duration,
-                series=poll.status.series,
-                next_run=self.schedule.next_run(name),
-                error=poll.status.last_error,
-            )
-            for name, poll in sorted(self.polls.items())
-        ]
-        links = [("metrics", "/metrics"), ("ready", "/ready"), ("health", "/health")]
-        links += [(name, f"/generated/{name}") for name in sorted(self.generated_files())]
-        return statuspage.render(rows, links)
 
     def metrics_body(self, openmetrics: bool, gzip: bool) -> bytes:
         self.metrics.scrapes.labels("openmetrics" if openmetrics else "text").inc()

@@ -1,43 +1,66 @@
-"""The HTTP server: /metrics, /health, /ready, /, /-/reload; it never touches a database."""
+"""HTTP: `HttpApp.respond()` answers a request as a pure function of it; `MetricsServer` is the
+thin socket layer around it (one event-loop thread for every connection, a bounded pool of
+worker threads for the answers). Nothing here touches a database.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import ssl
 import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from logging import DEBUG, INFO
-from typing import Any, Protocol
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import formatdate
+from http import HTTPStatus
+from logging import DEBUG, ERROR, INFO, WARNING
+from typing import Any, NamedTuple, Protocol
 
 from exporter.log import event
 from exporter.serving.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
-from exporter.serving.webconfig import WebConfig, WebSecurity, peer_sans
+from exporter.serving.webconfig import WebSecurity, peer_sans
 
-REQUEST_TIMEOUT = 30.0  # a client that stalls longer loses its connection
+REQUEST_TIMEOUT = 30.0  # a request (head and body) must arrive within this; idle keep-alive too
 HANDSHAKE_TIMEOUT = 10.0
+WRITE_TIMEOUT = 30.0  # a client that does not read its answer for this long is dropped
+WORKERS = 8  # threads that compute answers; connections never hold one while they wait
+MAX_CONNECTIONS = 512  # beyond it the oldest connection not being answered is closed
 MAX_BODY = 64 * 1024
+MAX_LINE = 65536  # request line and each header line, as Python's http.server
+MAX_HEADERS = 100
+LINGER = 2.0  # seconds a closing connection still reads what its client sends
 TLS_RECORD_HANDSHAKE = 0x16
 # What Go's server answers when plain HTTP reaches a TLS port; clients then see why.
 PLAIN_TO_TLS = (
     b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
     b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 )
+LIFECYCLE_DISABLED = "Lifecycle API is not enabled (start with --web.enable-lifecycle).\n"
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+READ_ONLY_PATHS = ("/metrics", "/health", "/ready", "/")
 
 
 class Endpoints(Protocol):
-    """What the server asks of the daemon."""
+    """What the HTTP layer asks of the running exporter; cli.py builds it."""
 
     def metrics_body(self, openmetrics: bool, gzip: bool) -> bytes: ...
 
     def ready(self) -> tuple[bool, dict[str, Any]]: ...
 
-    def status_page(self) -> bytes: ...
-
     def reload(self) -> tuple[bool, list[str]]: ...
 
-    def generated_files(self) -> dict[str, str]: ...
+    def status_page(self) -> bytes: ...
+
+    def generated_files(self) -> Mapping[str, str]: ...
+
+
+class Response(NamedTuple):
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
 
 
 def wants_openmetrics(accept: str) -> bool:
@@ -68,203 +91,242 @@ def accepts_gzip(header: str) -> bool:
     return False
 
 
-def _handler(
-    app: Endpoints,
-    security: WebSecurity | None,
-    health_no_auth: bool,
-    reload: Callable[[], tuple[bool, list[str]]],
-) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "kpi-exporter"
-        sys_version = ""
-        protocol_version = "HTTP/1.1"
-        timeout = REQUEST_TIMEOUT
-        # Headers and body go out in two writes: with Nagle's algorithm a body shorter than
-        # one segment waits for the client's delayed ACK of the headers (40 ms on Linux).
-        disable_nagle_algorithm = True
-        web: WebConfig | None = None
-
-        def log_message(self, format: str, *args: Any) -> None:
-            event(DEBUG, "http_request", client=self.client_address[0], line=format % args)
-
-        def end_headers(self) -> None:
-            if self.web is not None:
-                for name, value in self.web.headers:
-                    self.send_header(name, value)
-            super().end_headers()
-
-        def _send(self, status: int, body: bytes, content_type: str, **headers: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in headers.items():
-                self.send_header(name.replace("_", "-"), value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _text(self, status: int, text: str, **headers: str) -> None:
-            self._send(status, text.encode(), "text/plain; charset=utf-8", **headers)
-
-        def _allowed(self) -> bool:
-            """Basic auth per the web config; answers 401 itself when the request lacks it."""
-            if security is None:
-                return True
-            self.web = security.current()
-            if not self.web.users:
-                return True
-            if health_no_auth and self.path.split("?", 1)[0] == "/health":
-                return True
-            if security.authorized(self.web, self.headers.get("Authorization")):
-                return True
-            event(INFO, "http_unauthorized", client=self.client_address[0], path=self.path[:200])
-            self._text(401, "Unauthorized\n", WWW_Authenticate='Basic realm="kpi-exporter"')
-            return False
-
-        def do_GET(self) -> None:
-            if not self._allowed():
-                return
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                openmetrics = wants_openmetrics(self.headers.get("Accept", ""))
-                gzip = accepts_gzip(self.headers.get("Accept-Encoding", ""))
-                body = app.metrics_body(openmetrics, gzip)
-                content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
-                extra = {"Vary": "Accept, Accept-Encoding"}
-                if gzip:
-                    extra["Content-Encoding"] = "gzip"
-                self._send(200, body, content_type, **extra)
-            elif path == "/health":
-                self._text(200, "ok\n")
-            elif path == "/ready":
-                ready, info = app.ready()
-                body = json.dumps(info, indent=1, sort_keys=True).encode()
-                self._send(200 if ready else 503, body, "application/json")
-            elif path == "/":
-                self._send(200, app.status_page(), "text/html; charset=utf-8")
-            elif path == "/-/reload":
-                self._text(405, "use POST\n", Allow="POST")
-            elif path.startswith("/generated/"):
-                text = app.generated_files().get(path.removeprefix("/generated/"))
-                if text is None:
-                    self._text(404, "not found\n")
-                else:
-                    kind = "application/json" if path.endswith(".json") else "application/yaml"
-                    self._send(200, text.encode(), f"{kind}; charset=utf-8")
-            else:
-                self._text(404, "not found\n")
-
-        def do_HEAD(self) -> None:
-            self.do_GET()
-
-        def do_POST(self) -> None:
-            if not self._allowed():
-                return
-            path = self.path.split("?", 1)[0]
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0:  # read(-1) would wait for the client to close
-                self.close_connection = True
-                self._text(400, "invalid Content-Length\n")
-                return
-            if length > MAX_BODY:
-                self._text(413, "request body too large\n")
-                return
-            if length:
-                self.rfile.read(length)
-            if path == "/-/reload":
-                ok, errors = reload()
-                if ok:
-                    self._text(200, "reloaded\n")
-                else:
-                    self._text(400, "reload refused:\n" + "\n".join(errors) + "\n")
-            elif path in ("/metrics", "/health", "/ready", "/"):
-                self._text(405, "method not allowed\n", Allow="GET, HEAD")
-            else:
-                self._text(404, "not found\n")
-
-        def _not_allowed(self) -> None:
-            if not self._allowed():
-                return
-            self._text(405, "method not allowed\n", Allow="GET, HEAD, POST")
-
-        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
-
-    return Handler
+def _text(status: int, text: str, *headers: tuple[str, str]) -> Response:
+    body = text.encode()
+    return Response(status, [("Content-Type", "text/plain; charset=utf-8"), *headers], body)
 
 
-class MetricsServer(ThreadingHTTPServer):
-    """A threaded HTTP(S) server; each connection has a timeout so stalled clients go away.
+class HttpApp:
+    """Routing, content negotiation, gzip, basic auth and the lifecycle switch, without sockets.
 
-    With TLS the handshake runs in the connection's own thread, so a client that never
-    finishes it (or speaks plain HTTP) cannot hold up the accept loop.
+    `lifecycle`: POST /-/reload answers only when true (`--web.enable-lifecycle`), else 403.
     """
 
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        security: WebSecurity | None = None,
+        health_no_auth: bool = False,
+        lifecycle: bool = False,
+    ) -> None:
+        self.endpoints = endpoints
+        self.security = security
+        self.health_no_auth = health_no_auth
+        self.lifecycle = lifecycle
+
+    def respond(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> Response:
+        """The answer to one request; `target` as sent, `headers` by any case of their name.
+
+        A HEAD answer keeps the Content-Length of the GET it stands for and has no body.
+        """
+        response = self._finish(
+            self._route(method, target, {k.lower(): v for k, v in headers.items()})
+        )
+        return response._replace(body=b"") if method == "HEAD" else response
+
+    def error(self, status: int, text: str) -> Response:
+        """A plain-text answer the socket layer sends itself (bad framing, body too large)."""
+        return self._finish(_text(status, text))
+
+    def _finish(self, response: Response) -> Response:
+        """Content-Length first, then the answer's own headers, then the web config's."""
+        extra = list(self.security.current().headers) if self.security is not None else []
+        length = ("Content-Length", str(len(response.body)))
+        return Response(response.status, [length, *response.headers, *extra], response.body)
+
+    def _route(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
+        if method not in METHODS:
+            return _text(501, f"unsupported method {method[:20]!r}\n")
+        path = target.split("?", 1)[0]
+        refused = self._unauthorized(path, headers.get("authorization"))
+        if refused is not None:
+            return refused
+        if method in ("GET", "HEAD"):
+            return self._get(path, headers)
+        if method == "POST":
+            return self._post(path)
+        return _text(405, "method not allowed\n", ("Allow", "GET, HEAD, POST"))
+
+    def _unauthorized(self, path: str, authorization: str | None) -> Response | None:
+        """None when the request may go on; else the 401 (basic auth per the web config)."""
+        if self.security is None:
+            return None
+        config = self.security.current()
+        if not config.users or (self.health_no_auth and path == "/health"):
+            return None
+        if self.security.authorized(config, authorization):
+            return None
+        return _text(401, "Unauthorized\n", ("WWW-Authenticate", 'Basic realm="kpi-exporter"'))
+
+    def _get(self, path: str, headers: Mapping[str, str]) -> Response:
+        if path == "/metrics":
+            openmetrics = wants_openmetrics(headers.get("accept", ""))
+            gzip = accepts_gzip(headers.get("accept-encoding", ""))
+            content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+            out = [("Content-Type", content_type), ("Vary", "Accept, Accept-Encoding")]
+            if gzip:
+                out.append(("Content-Encoding", "gzip"))
+            return Response(200, out, self.endpoints.metrics_body(openmetrics, gzip))
+        if path == "/health":
+            return _text(200, "ok\n")
+        if path == "/ready":
+            ready, info = self.endpoints.ready()
+            body = json.dumps(info, indent=1, sort_keys=True).encode()
+            return Response(200 if ready else 503, [("Content-Type", "application/json")], body)
+        if path == "/":
+            page = self.endpoints.status_page()
+            return Response(200, [("Content-Type", "text/html; charset=utf-8")], page)
+        if path == "/-/reload":
+            return _text(405, "use POST\n", ("Allow", "POST"))
+        if path.startswith("/generated/"):
+            text = self.endpoints.generated_files().get(path.removeprefix("/generated/"))
+            if text is None:
+                return _text(404, "not found\n")
+            kind = "application/json" if path.endswith(".json") else "application/yaml"
+            return Response(200, [("Content-Type", f"{kind}; charset=utf-8")], text.encode())
+        return _text(404, "not found\n")
+
+    def _post(self, path: str) -> Response:
+        if path == "/-/reload":
+            if not self.lifecycle:
+                return _text(403, LIFECYCLE_DISABLED)
+            ok, errors = self.endpoints.reload()
+            if ok:
+                return _text(200, "reloaded\n")
+            return _text(400, "reload refused:\n" + "\n".join(errors) + "\n")
+        if path in READ_ONLY_PATHS:
+            return _text(405, "method not allowed\n", ("Allow", "GET, HEAD"))
+        return _text(404, "not found\n")
+
+
+class BadRequest(Exception):
+    """A request the server answers itself and then closes the connection."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+class Request(NamedTuple):
+    method: str
+    target: str
+    version: tuple[int, int]
+    headers: dict[str, str]  # names in lower case; a repeated header keeps its last value
+
+
+async def _line(reader: asyncio.StreamReader, too_long: BadRequest) -> bytes:
+    """One line with its end; at end of stream what came (maybe b""); too long: `too_long`."""
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial
+    except asyncio.LimitOverrunError:
+        raise too_long from None
+
+
+async def read_head(reader: asyncio.StreamReader) -> Request | None:
+    """The request line and headers; None when the client closed before sending any."""
+    line = await _line(reader, BadRequest(414, "request line too long\n"))
+    if not line:
+        return None
+    words = line.decode("iso-8859-1").rstrip("\r\n").split()
+    if len(words) != 3:
+        raise BadRequest(400, f"bad request line {line[:100]!r}\n")
+    method, target, version_text = words
+    try:
+        name, _, number = version_text.partition("/")
+        major, minor = (int(n) for n in number.split(".", 1))
+        if name != "HTTP" or major < 0 or minor < 0:
+            raise ValueError
+    except ValueError:
+        raise BadRequest(400, f"bad HTTP version {version_text[:20]!r}\n") from None
+    if major >= 2:
+        raise BadRequest(505, "HTTP version not supported\n")
+    headers: dict[str, str] = {}
+    last = ""
+    for _ in range(MAX_HEADERS + 1):
+        raw = await _line(reader, BadRequest(431, "header line too long\n"))
+        text = raw.decode("iso-8859-1").rstrip("\r\n")
+        if not text:
+            return Request(method, target, (major, minor), headers)
+        if text[0] in " \t" and last:  # obsolete line folding
+            headers[last] += " " + text.strip()
+            continue
+        name, colon, value = text.partition(":")
+        if not colon or not name or name != name.strip():
+            raise BadRequest(400, "bad header line\n")
+        last = name.lower()
+        headers[last] = value.strip()
+    raise BadRequest(431, f"more than {MAX_HEADERS} headers\n")
+
+
+def _keep_alive(request: Request) -> bool:
+    connection = request.headers.get("connection", "").lower()
+    if request.version >= (1, 1):
+        return "close" not in connection
+    return "keep-alive" in connection
+
+
+def _head_bytes(response: Response, close: bool) -> bytes:
+    try:
+        phrase = HTTPStatus(response.status).phrase
+    except ValueError:
+        phrase = ""
+    lines = [f"HTTP/1.1 {response.status} {phrase}", "Server: kpi-exporter"]
+    lines.append(f"Date: {formatdate(time.time(), usegmt=True)}")
+    lines += [f"{name}: {value}" for name, value in response.headers]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+
+
+class MetricsServer:
+    """HTTP(S) on one socket: an event loop in one thread reads requests and writes answers;
+    `workers` threads compute the answers. A connection that is slow to send its request or to
+    read its answer costs a socket and a coroutine, never a thread; `request_timeout` bounds
+    how long it may take, and past `max_connections` the oldest connection not being answered
+    is closed to admit the new one. TLS handshakes run in the loop, bounded by
+    `handshake_timeout`.
+    """
 
     def __init__(
         self,
         host: str,
         port: int,
-        app: Endpoints,
-        security: WebSecurity | None = None,
-        health_no_auth: bool = False,
-        reload: Callable[[], tuple[bool, list[str]]] | None = None,
+        app: HttpApp,
+        *,
+        request_timeout: float = REQUEST_TIMEOUT,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        write_timeout: float = WRITE_TIMEOUT,
+        workers: int = WORKERS,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.security = security
-        handler = _handler(app, security, health_no_auth, reload or app.reload)
-        super().__init__((host, port), handler)
+        self.app = app
+        self.security = app.security
+        self.request_timeout = request_timeout
+        self.handshake_timeout = handshake_timeout
+        self.write_timeout = write_timeout
+        self.max_connections = max_connections
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=128)
+        self._socket.setblocking(False)
+        self.port = int(self._socket.getsockname()[1])
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http-worker")
+        self._loop = asyncio.new_event_loop()
+        self._connections: dict[asyncio.Task[None], asyncio.WriteTransport | None] = {}
+        self._answering: set[asyncio.Task[None]] = set()
         self._thread: threading.Thread | None = None
+        self._stopping = asyncio.Event()  # bound to the loop on first use, in the loop
 
     @property
     def tls(self) -> bool:
         return self.security is not None and self.security.config.tls is not None
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        if self.security is not None and self.security.config.tls is not None:
-            wrapped = self._handshake(request, client_address)
-            if wrapped is None:
-                self.shutdown_request(request)
-                return
-            request = wrapped
-        super().process_request_thread(request, client_address)
-
-    def _handshake(self, sock: socket.socket, client_address: Any) -> ssl.SSLSocket | None:
-        """TLS handshake in the connection's thread; None (logged) when it fails."""
-        assert self.security is not None
-        config = self.security.current()
-        assert config.tls is not None
-        client = client_address[0]
-        sock.settimeout(HANDSHAKE_TIMEOUT)
-        try:
-            first = sock.recv(1, socket.MSG_PEEK)
-            if first and first[0] != TLS_RECORD_HANDSHAKE:
-                if first.isalpha():
-                    sock.sendall(PLAIN_TO_TLS)
-                event(INFO, "tls_handshake_failed", client=client, error="not a TLS client")
-                return None
-            wrapped = config.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            wrapped.do_handshake()
-        except (OSError, ssl.SSLError) as exc:
-            event(INFO, "tls_handshake_failed", client=client, error=str(exc) or type(exc).__name__)
-            return None
-        if config.allowed_sans and not peer_sans(wrapped.getpeercert()) & config.allowed_sans:
-            event(INFO, "tls_client_refused", client=client, error="no allowed SAN")
-            wrapped.close()
-            return None
-        return wrapped
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that goes away mid-response is normal; never print a traceback for it.
-        event(DEBUG, "http_connection_error", client=client_address[0])
-
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
         self._thread.start()
 
     def alive(self) -> bool:
@@ -272,5 +334,211 @@ class MetricsServer(ThreadingHTTPServer):
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
+        if self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+            self._thread.join(timeout=10.0)
+        self._socket.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_until_complete(self._serve(self._stopping))
+        finally:
+            self._loop.close()
+
+    async def _serve(self, stopping: asyncio.Event) -> None:
+        accepting = asyncio.ensure_future(self._accept_forever())
+        await stopping.wait()
+        accepting.cancel()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(accepting, *self._connections, return_exceptions=True)
+
+    async def _accept_forever(self) -> None:
+        while True:
+            try:
+                conn, address = await self._loop.sock_accept(self._socket)
+            except OSError as exc:  # out of file descriptors: let some connections end first
+                event(WARNING, "http_accept_failed", error=str(exc))
+                await asyncio.sleep(0.1)
+                continue
+            if len(self._connections) >= self.max_connections:
+                self._evict()
+            task = asyncio.ensure_future(self._connection(conn, address[0]))
+            self._connections[task] = None
+            task.add_done_callback(lambda done: self._connections.pop(done, None))
+            await asyncio.sleep(0)  # accept() may not yield: let the connections run
+
+    def _evict(self) -> None:
+        """Close the oldest connection not being answered (all are: the newcomer gets in)."""
+        for task, transport in self._connections.items():
+            if task not in self._answering:
+                del self._connections[task]  # counted out now, before it has wound down
+                if transport is not None:
+                    transport.abort()
+                task.cancel()
+                event(DEBUG, "http_connection_evicted", limit=self.max_connections)
+                return
+        # every connection is being answered now: the newcomer is admitted over the limit
+
+    async def _connection(self, conn: socket.socket, client: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        transport: asyncio.WriteTransport | None = None
+        try:
+            reader, writer = await self._open(conn, client)
+            if writer is None:
+                return
+            transport = writer.transport
+            self._connections[task] = transport
+            await self._requests(reader, writer, task, client)
+            await self._close(reader, writer)
+        except (TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError):
+            # a client that stalls, goes away or breaks TLS mid-request is normal traffic
+            event(DEBUG, "http_connection_error", client=client)
+        finally:
+            if transport is None:
+                conn.close()
+            elif not transport.is_closing():
+                transport.abort()
+
+    async def _close(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Send what is buffered, then end the stream; what the client still sends is read
+        and dropped for a moment, as closing over unread bytes would reset the answer."""
+        async with asyncio.timeout(self.write_timeout):
+            if writer.can_write_eof():  # TLS cannot half-close: close() flushes it instead
+                writer.write_eof()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LINGER):
+                        while await reader.read(65536):
+                            pass
+            writer.close()
+            await writer.wait_closed()
+
+    async def _open(
+        self, conn: socket.socket, client: str
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter | None]:
+        """Streams over the connection; TLS when configured (None writer: refused, logged)."""
+        reader = asyncio.StreamReader(limit=MAX_LINE, loop=self._loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=self._loop)
+        context, sans = None, frozenset[str]()
+        if self.security is not None:
+            config = self.security.current()
+            context, sans = config.tls, frozenset(config.allowed_sans)
+        if context is not None and not await self._speaks_tls(conn, client):
+            return reader, None
+        try:
+            transport, _ = await self._loop.connect_accepted_socket(
+                lambda: protocol,
+                conn,
+                ssl=context,
+                ssl_handshake_timeout=self.handshake_timeout if context is not None else None,
+            )
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            error = str(exc) or type(exc).__name__
+            event(INFO, "tls_handshake_failed", client=client, error=error)
+            return reader, None
+        writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
+        if sans and not peer_sans(transport.get_extra_info("peercert")) & sans:
+            event(INFO, "tls_client_refused", client=client, error="no allowed SAN")
+            transport.abort()
+            return reader, None
+        return reader, writer
+
+    async def _speaks_tls(self, conn: socket.socket, client: str) -> bool:
+        """Peek at the first byte: a TLS handshake record, or plain HTTP (told so) or nothing."""
+        readable: asyncio.Future[None] = self._loop.create_future()
+
+        def ready() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        self._loop.add_reader(conn.fileno(), ready)
+        try:
+            await asyncio.wait_for(readable, self.handshake_timeout)
+            first = conn.recv(1, socket.MSG_PEEK)
+        except (TimeoutError, OSError) as exc:
+            error = str(exc) or type(exc).__name__
+            event(INFO, "tls_handshake_failed", client=client, error=error)
+            return False
+        finally:
+            self._loop.remove_reader(conn.fileno())
+        if first and first[0] == TLS_RECORD_HANDSHAKE:
+            return True
+        if first.isalpha():
+            with contextlib.suppress(OSError):
+                conn.send(PLAIN_TO_TLS)
+                # read what the client sent: closing over unread bytes would reset the answer
+                while conn.recv(65536):
+                    pass
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_WR)
+        event(INFO, "tls_handshake_failed", client=client, error="not a TLS client")
+        return False
+
+    async def _requests(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        task: asyncio.Task[None],
+        client: str,
+    ) -> None:
+        """Answer requests on one connection until it closes, errs or times out."""
+        while True:
+            try:
+                async with asyncio.timeout(self.request_timeout):
+                    request = await read_head(reader)
+                    if request is None:
+                        return
+                    body, close = await self._body(reader, writer, request)
+            except BadRequest as bad:
+                await self._send(writer, self.app.error(bad.status, bad.text), True)
+                return
+            close = close or not _keep_alive(request)
+            self._answering.add(task)
+            try:
+                response = await self._loop.run_in_executor(self._pool, self._answer, request, body)
+            finally:
+                self._answering.discard(task)
+            self._log(client, request, response)
+            await self._send(writer, response, close)
+            if close:
+                return
+
+    async def _body(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: Request
+    ) -> tuple[bytes, bool]:
+        """The request body (Content-Length framing only) and whether to close afterwards."""
+        if "transfer-encoding" in request.headers:
+            return b"", True  # no body is read; its bytes must not pass for the next request
+        text = request.headers.get("content-length", "0").strip() or "0"
+        if not text.isdigit():
+            raise BadRequest(400, "invalid Content-Length\n")
+        length = int(text)
+        if length > MAX_BODY:
+            raise BadRequest(413, "request body too large\n")
+        if length and request.headers.get("expect", "").lower() == "100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return (await reader.readexactly(length) if length else b""), False
+
+    async def _send(self, writer: asyncio.StreamWriter, response: Response, close: bool) -> None:
+        writer.write(_head_bytes(response, close))
+        if response.body:
+            writer.write(response.body)
+        async with asyncio.timeout(self.write_timeout):
+            await writer.drain()
+
+    def _answer(self, request: Request, body: bytes) -> Response:
+        """respond(), in a worker thread; a bug there is a logged 500, never a dead thread."""
+        try:
+            return self.app.respond(request.method, request.target, request.headers, body)
+        except Exception as exc:
+            event(ERROR, "http_handler_failed", path=request.target[:200], error=repr(exc))
+            return self.app.error(500, "internal error\n")
+
+    @staticmethod
+    def _log(client: str, request: Request, response: Response) -> None:
+        line = f"{request.method} {request.target[:200]} {response.status}"
+        if response.status == 401:
+            event(INFO, "http_unauthorized", client=client, path=request.target[:200])
+        event(DEBUG, "http_request", client=client, line=line)

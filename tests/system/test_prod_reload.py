@@ -148,7 +148,7 @@ def test_200_reloads_leak_nothing_and_keep_counters_monotonic(
     spec = tmp_path / "spec.yaml"
     specs = {v: _spec(dsn, v, state) for v in "ab"}
     _write(spec, specs["a"])
-    exporter = run_exporter(["-c", str(spec)])
+    exporter = run_exporter(["-c", str(spec), "--web.enable-lifecycle"])
     exporter.wait_ready()
     pid = exporter.proc.pid
 
@@ -230,7 +230,7 @@ def test_bad_spec_is_refused_whole_and_sighup_reloads(run_exporter, tmp_path: Pa
     spec = tmp_path / "spec.yaml"
     good = gauge_spec(db, ["kept_gauge"])
     _write(spec, good)
-    exporter = run_exporter(["-c", str(spec)])
+    exporter = run_exporter(["-c", str(spec), "--web.enable-lifecycle"])
     exporter.wait_ready()
     body = exporter.metrics()
     loaded_at = _value(body, "kpi_exporter_config_last_reload_success_timestamp_seconds")
@@ -261,3 +261,28 @@ def test_bad_spec_is_refused_whole_and_sighup_reloads(run_exporter, tmp_path: Pa
     assert _value(body, "kpi_exporter_config_last_reload_successful") == 1.0
     reloaded_at = _value(body, "kpi_exporter_config_last_reload_success_timestamp_seconds")
     assert reloaded_at is not None and reloaded_at > loaded_at
+
+
+def test_reload_endpoint_needs_the_lifecycle_flag_and_sighup_does_not(
+    run_exporter, tmp_path: Path
+) -> None:
+    """Without --web.enable-lifecycle POST /-/reload is 403 and changes nothing; SIGHUP reloads."""
+    from test_production import gauge_spec, make_values_db
+
+    db = tmp_path / "values.db"
+    make_values_db(db, {"kept_gauge": 4.0, "added_gauge": 9.0})
+    spec = tmp_path / "spec.yaml"
+    _write(spec, gauge_spec(db, ["kept_gauge"]))
+    exporter = run_exporter(["-c", str(spec)])
+    exporter.wait_ready()
+    _write(spec, gauge_spec(db, ["kept_gauge", "added_gauge"]))
+    answer = requests.post(exporter.url + "/-/reload", timeout=30)
+    assert answer.status_code == 403
+    assert answer.text == "Lifecycle API is not enabled (start with --web.enable-lifecycle).\n"
+    assert "added_gauge" not in exporter.metrics()
+    exporter.proc.send_signal(signal.SIGHUP)
+    wait_until(
+        lambda: _value(exporter.metrics(), 'added_gauge{service="prodtest"}') == 9.0,
+        30,
+        "SIGHUP to load the added KPI",
+    )

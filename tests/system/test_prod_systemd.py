@@ -66,7 +66,8 @@ def test_sd_notify_ready_watchdog_reload_stopping(
         receiver, env_value = NotifySocket(str(path)), str(path)
     try:
         exporter = run_exporter(
-            ["-c", str(spec)], env={"NOTIFY_SOCKET": env_value, "WATCHDOG_USEC": "400000"}
+            ["-c", str(spec), "--web.enable-lifecycle"],
+            env={"NOTIFY_SOCKET": env_value, "WATCHDOG_USEC": "400000"},
         )
         ready = receiver.next(30, "READY")
         assert ready["READY"] == "1"

@@ -225,7 +225,9 @@ def test_tls_and_basic_auth_like_exporter_toolkit(run_exporter, tls_setup, tmp_p
     spec, _, pki = tls_setup
     web = _web_config(tmp_path / "web.yml", pki, {"alice": bcrypt_hash(PASSWORD)})
     web.write_text(web.read_text().replace("min_version: TLS12", "min_version: TLS13"))
-    exporter = run_exporter(["-c", str(spec), "--web.config.file", str(web)])
+    exporter = run_exporter(
+        ["-c", str(spec), "--web.config.file", str(web), "--web.enable-lifecycle"]
+    )
     ca = str(pki.ca)
     _wait_https(exporter, pki, auth=("alice", PASSWORD))
 

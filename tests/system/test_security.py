@@ -122,9 +122,8 @@ def test_password_never_appears_in_any_output(
     env = {"SECRET_DSN": closed}
     outputs: dict[str, str] = {}
     for log_format in ("json", "text"):
-        exporter = run_exporter(
-            ["-c", str(spec), "--log-level", "debug", "--log-format", log_format], env=env
-        )
+        args = ["-c", str(spec), "--web.enable-lifecycle", "--log-level", "debug"]
+        exporter = run_exporter([*args, "--log-format", log_format], env=env)
         exporter.wait_ready(timeout=60)
         text = wait_until(
             lambda exporter=exporter: (
