@@ -310,6 +310,7 @@ class MetricsServer:
         self.handshake_timeout = handshake_timeout
         self.write_timeout = write_timeout
         self.max_connections = max_connections
+        self.workers = workers
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.create_server((host, port), family=family, backlog=128)
         self._socket.setblocking(False)
@@ -326,6 +327,10 @@ class MetricsServer:
         return self.security is not None and self.security.config.tls is not None
 
     def start(self) -> None:
+        # every worker thread now, not on demand: the thread count is the same all along
+        started = threading.Barrier(self.workers)
+        for _ in range(self.workers):
+            self._pool.submit(started.wait, 30.0)
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
         self._thread.start()
 
