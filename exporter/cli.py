@@ -139,8 +139,8 @@ class Site:
         return self._generated[1]
 
     def status_page(self) -> bytes:
+        from exporter.conventions import format_duration
         from exporter.serving import statuspage
-        from exporter.spec.fields import format_duration
 
         rows = [
             statuspage.KpiRow(

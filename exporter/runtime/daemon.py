@@ -13,7 +13,6 @@ from typing import Any
 from exporter.collection.polls import KpiPoll
 from exporter.collection.scheduling import Schedule
 from exporter.collection.state import StateError, StateStore
-from exporter.conventions import format_duration
 from exporter.log import event
 from exporter.serving.publication import Publication
 from exporter.serving.selfmetrics import SelfMetrics
