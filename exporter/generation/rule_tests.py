@@ -18,6 +18,7 @@ from exporter.generation.rules.kpis import (
     absent_alert,
     anomaly_alert,
     forecast_alert,
+    forecast_near,
     no_increase_alert,
     no_increase_level,
 )
@@ -220,47 +221,43 @@ def no_increase_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
 
 
 def anomaly_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
+    """A flat 100 doubling to 200 fires after `for` (100 from the same hour a season ago, whose
+    deviation is 0); the flat 100 staying put does not."""
     assert kpi.anomaly is not None
     anomaly = kpi.anomaly
     rule = anomaly_alert(spec, kpi)
-    before = round(anomaly.window / step)  # samples of the old level in the window at the jump
-    jump = anomaly.window + step
+    jump = anomaly.window + 3600  # the hour a season before the jump is all 100
     fire = jump + anomaly.for_
-    new = round(anomaly.for_ / step) + 1  # samples of the new level in the window when it fires
-    old = before + 1 - new
-    samples = [Fraction(100)] * old + [Fraction(200)] * new
-    mean = sum(samples) / len(samples)
-    variance = sum((s - mean) ** 2 for s in samples) / len(samples)
-    deviation = 200 - mean
-    if deviation**2 <= Fraction(anomaly.zscore) ** 2 * variance:
-        raise ScenarioError(
-            f"{rule.alert}: a level change stops being an anomaly before 'for' ends; "
-            "lengthen the window or shorten 'for'"
-        )
-    case = TestCase()
-    values = f"{ramp(100, 0, before)} {ramp(200, 0, _steps(fire - jump, step))}"
+    if anomaly.min_change * 100 >= 100:
+        raise ScenarioError(f"{rule.alert}: min_change of {anomaly.min_change} rules out doubling")
     labels = kpi_labels(spec, kpi)
-    case.add_series(spec.metric_name(kpi), labels, values)
-    case.expect(fire - step, rule, [])
-    case.expect(fire, rule, [(_keep(labels, source_labels(spec, kpi)), float(deviation))])
-    cases = [case]
-    if anomaly.zscore >= 2:  # the newest point of a steady ramp sits sqrt(3) deviations out
-        steady = TestCase()
-        steady.add_series(spec.metric_name(kpi), labels, ramp(100, 1, _steps(fire, step)))
-        steady.expect(fire, rule, [])
-        cases.append(steady)
-    return cases
+    jumped = TestCase()
+    values = f"{ramp(100, 0, round(jump / step) - 1)} {ramp(200, 0, _steps(fire - jump, step))}"
+    jumped.add_series(spec.metric_name(kpi), labels, values)
+    jumped.expect(fire - step, rule, [])
+    kept = source_labels(spec, kpi)
+    if spec.exporter.replicas is not None:
+        kept = [name for name in kept if name != "instance"]
+    jumped.expect(fire, rule, [(_keep(labels, kept), 100.0)])
+    flat = TestCase()
+    flat.add_series(spec.metric_name(kpi), labels, ramp(100, 0, _steps(fire, step)))
+    flat.expect(fire, rule, [])
+    return [jumped, flat]
 
 
 def forecast_case(spec: Spec, kpi: Kpi, step: float) -> TestCase:
+    """Starting halfway between `near` and the limit, a slope that crosses the limit within
+    `in` fires after `for`."""
     assert kpi.forecast is not None
     forecast = kpi.forecast
     rule = forecast_alert(spec, kpi)
     above = forecast.above is not None
     bound = forecast.above if above else forecast.below
     assert bound is not None
-    room = max(1.0, abs(bound))
-    start = bound - room if above else bound + room
+    room = abs(bound - forecast_near(kpi))
+    if room == 0:
+        raise ScenarioError(f"{rule.alert}: 'near' equals the limit")
+    start = bound - room / 2 if above else bound + room / 2
     slope = (2 * room / forecast.in_) * (1 if above else -1)  # per second
     fire = step + forecast.for_
     predicted = start + slope * (fire + forecast.in_)

@@ -183,16 +183,21 @@ def _kpi(index: int, kpi: Kpi, spec: Spec, problems: Problems) -> None:
         _window(
             (*at, "anomaly", "window"), "the anomaly window", anomaly.window, [kpi], spec, problems
         )
-        if anomaly.for_ * (1 + anomaly.zscore**2) >= anomaly.window:
+        if anomaly.window < 2 * 3600 or anomaly.for_ >= anomaly.window - 3600:
             problems.append(
                 (
-                    (*at, "anomaly", "for"),
-                    "a lasting change stops being an anomaly before 'for' ends: keep "
-                    "for * (1 + zscore^2) under the window",
+                    (*at, "anomaly", "window"),
+                    "the anomaly window is the season compared with (1d, 1w): at least 2h, "
+                    "and 'for' under the window minus the baseline's hour",
                 )
             )
     if kpi.forecast is not None:
-        window = kpi.forecast.window
+        forecast = kpi.forecast
+        if forecast.near is None and (forecast.above == 0 or forecast.below == 0):
+            problems.append(
+                ((*at, "forecast", "near"), "a forecast to 0 needs 'near' (fire once past it)")
+            )
+        window = forecast.window
         _window((*at, "forecast", "window"), "the forecast window", window, [kpi], spec, problems)
 
 

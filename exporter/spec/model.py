@@ -103,7 +103,8 @@ class Threshold(Strict):
 
 class Anomaly(Strict):
     zscore: float = Field(3.0, gt=0)
-    window: Duration = 86400.0
+    window: Duration = Field(86400.0, description="the season: compare with this long ago")
+    min_change: float = Field(0.2, ge=0, description="smallest relative change that counts")
     for_: Duration = Field(600.0, alias="for")
     severity: Severity = "warning"
 
@@ -113,6 +114,9 @@ class Forecast(Strict):
     below: float | None = None
     in_: Duration = Field(alias="in")
     window: Duration = 21600.0
+    near: float | None = Field(
+        None, description="fire only once the value is past this (default 80% of the limit)"
+    )
     for_: Duration = Field(600.0, alias="for")
     severity: Severity = "warning"
 

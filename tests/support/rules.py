@@ -33,7 +33,7 @@ kpis:
       - {severity: info, below: 0.5, for: 90s, matchers: {queue: mail}}
     absent_for: 15m
     anomaly: {zscore: 3, window: 6h, for: 10m}
-    forecast: {below: 0, in: 4h, window: 2h, for: 5m}
+    forecast: {below: 0, near: 20, in: 4h, window: 2h, for: 5m}
   - name: orders_total
     type: counter
     database: app

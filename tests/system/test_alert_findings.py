@@ -338,7 +338,6 @@ def _daily_cycle(days: int) -> list[float]:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding5_outage_at_the_daily_peak_is_an_anomaly(tmp_path: Path) -> None:
     """Eight days of a daily cycle, then active users drop to 0 at the peak of day 9 and stay
     there an hour. Old rules: z = 150 / 70.7 = 2.1 < 3, ActiveUsersAnomaly never fired."""
@@ -355,7 +354,6 @@ def test_finding5_outage_at_the_daily_peak_is_an_anomaly(tmp_path: Path) -> None
     _promtool(tmp_path, SHOP, [test], interval="5m")
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding5_flat_series_moving_by_one_is_no_anomaly(tmp_path: Path) -> None:
     """100 users for 8 days, then 101: a 1% change. Old rules: the standard deviation of a flat
     day is 0, so `|101 - 100| > 3 * ~0.1` fired."""
@@ -370,7 +368,6 @@ def test_finding5_flat_series_moving_by_one_is_no_anomaly(tmp_path: Path) -> Non
     _promtool(tmp_path, SHOP, [test], interval="5m")
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding5_forecast_waits_until_the_value_is_near_the_limit(tmp_path: Path) -> None:
     """Active jobs grow by 1 a minute toward a limit of 50. At 20-25 jobs the trend predicts
     80+ in an hour, but the queue is far from 50: no page yet. At 45 it is near: it fires.

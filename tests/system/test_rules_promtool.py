@@ -96,7 +96,7 @@ def test_generated_tests_catch_broken_rules(tmp_path: Path) -> None:
         ('up{job="kpi-exporter"} == 0', 'up{job="kpi-exporter"} == 2', "health"),
         ("(14.4 * 0.01)", "(144 * 0.01)", "ratio-generation_success_ratio"),
         (">= 20\n    for: 10m", ">= 20\n    for: 20m", "ratio-generation_success_ratio"),
-        ("stddev_over_time", "0 * stddev_over_time", "kpi-active_users"),
+        ("> 0.2 * abs(", "> 20 * abs(", "kpi-active_users"),
     ]
     for old, new, test in mutations:
         assert old in original, old

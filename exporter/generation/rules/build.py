@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from exporter.generation.rules.free import free_alerts, free_records
 from exporter.generation.rules.health import health_rules
-from exporter.generation.rules.kpis import kpi_alerts
+from exporter.generation.rules.kpis import BASELINE_INTERVAL, baseline_records, kpi_alerts
 from exporter.generation.rules.model import AlertRule, Rule, RuleGroup, RuleSet
 from exporter.generation.rules.ratios import ratio_record, ratio_threshold_alert
 from exporter.generation.rules.slo import SAMPLE_INTERVAL, burn_alerts, slo_records
@@ -61,9 +61,13 @@ def ratio_group_name(ratio: Ratio, records: bool) -> str:
 def build_rules(spec: Spec) -> RuleSet:
     """All rules for a valid spec, in a stable order (health, KPIs, ratios by name, custom)."""
     alerts = _groups(HEALTH_GROUP, health_rules(spec), ALERT_INTERVAL)
+    records: list[RuleGroup] = []
     for kpi in sorted(spec.kpis, key=lambda k: k.name):
         alerts += _groups(kpi_group_name(kpi), kpi_alerts(spec, kpi), ALERT_INTERVAL)
-    records: list[RuleGroup] = []
+        if kpi.anomaly is not None:
+            records += _groups(
+                f"kpi-{kpi.name}.rules", baseline_records(spec, kpi), BASELINE_INTERVAL
+            )
     for ratio in sorted(spec.ratios, key=lambda r: r.name):
         records += ratio_records(spec, ratio)
         alerts += _groups(ratio_group_name(ratio, False), ratio_alerts(spec, ratio), ALERT_INTERVAL)
