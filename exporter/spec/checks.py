@@ -5,6 +5,8 @@ Each problem comes with the path of its field, so loading.py can point at the fi
 
 from __future__ import annotations
 
+import re
+
 from exporter.conventions import (
     BURN_WINDOWS,
     burn_alert_name,
@@ -77,6 +79,7 @@ def reference_errors(spec: Spec) -> Problems:
 
 
 MAX_ALERT_NAME = 40
+_QUANTILE_BOUND = re.compile(r"\)\s*(?:>=|<=|>|<)\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)")
 
 
 def _summary(loc: Loc, summary: str | None, problems: Problems) -> None:
@@ -225,6 +228,29 @@ def _ratio(index: int, ratio: Ratio, spec: Spec, problems: Problems) -> None:
         _name((*at, "name"), burn_alert_name(ratio.name), problems)
 
 
+def _quantile_bound(at: Loc, expr: str, spec: Spec, problems: Problems) -> None:
+    """`histogram_quantile(…<kpi>_bucket…) > N` with N between two buckets reads an interpolated
+    guess: requests of 1.1-1.5 s between buckets 1 and 2.5 read as a p95 of 2.4 s."""
+    call = expr.find("histogram_quantile")
+    if call < 0:
+        return
+    bounds = [float(m.group(1)) for m in _QUANTILE_BOUND.finditer(expr, call)]
+    for kpi in spec.kpis:
+        name = spec.metric_name(kpi)
+        if not kpi.buckets or not re.search(rf"(?<![\w:]){name}_bucket\b", expr):
+            continue
+        for value in bounds[:1]:  # the comparison right after the quantile's closing bracket
+            if not any(abs(b - value) < 1e-12 for b in kpi.buckets):
+                listed = ", ".join(f"{b:g}" for b in kpi.buckets)
+                problems.append(
+                    (
+                        (*at, "expr"),
+                        f"{value:g} is not a bucket boundary of {name} ({listed}): the quantile "
+                        "there is interpolated; add the bucket to the KPI's buckets",
+                    )
+                )
+
+
 def rule_errors(spec: Spec) -> Problems:
     """Everything the rules generator would refuse, with the spec path of its field."""
     problems: Problems = []
@@ -235,6 +261,7 @@ def rule_errors(spec: Spec) -> Problems:
     for index, alert in enumerate(spec.alerts):
         at: Loc = ("alerts", index)
         _summary((*at, "summary"), alert.summary, problems)
+        _quantile_bound(at, alert.expr, spec, problems)
         for name, value in alert.labels.items():
             if "{{" in value or "$value" in value:
                 problems.append(((*at, "labels", name), "labels are static: no templates"))

@@ -3,7 +3,7 @@
 Input series and expected alerts are written by hand from the scenario each test describes;
 nothing is computed from the generator's own thresholds. Expectations query `ALERTS`, so they
 hold whatever shape the expressions take. Each test failed on the rules generated before the
-fix of its finding (the report in the test's docstring says how)."""
+fix of its finding (each docstring says how the old rules failed it)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from conftest import ROOT, tool
 
 DEMO = ROOT / "config" / "demo.yaml"
-OLD = "issue 13: the generator does not fix this finding yet"
 
 SHOP = """
 exporter:
@@ -241,7 +239,6 @@ def test_finding3_ha_pair_counts_once_and_pages_when_both_are_down(tmp_path: Pat
 # --- 4. quantile alerts between distant buckets; no minimum traffic -----------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding4_healthy_latency_does_not_fire_high_response_time(tmp_path: Path) -> None:
     """The demo: 10 requests/s on one route, every one taking 1.1-1.5 s (p95 under 1.5 s).
     Old rules: between buckets 1 and 2.5, histogram_quantile read p95 2.43 s > 2 s and
@@ -274,7 +271,6 @@ def test_finding4_healthy_latency_does_not_fire_high_response_time(tmp_path: Pat
     _promtool(tmp_path, DEMO, [test], interval="1m")
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding4_check_reports_a_quantile_threshold_off_the_buckets(tmp_path: Path) -> None:
     """`check` names file:line of a quantile threshold that is not a bucket boundary. Old code:
     `check` accepted the spec."""
@@ -302,7 +298,7 @@ alerts:
         timeout=120,
         cwd=ROOT,
     )
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
     assert f"{spec}:9" in result.stderr
     assert "2 is not a bucket boundary of latency_seconds (0.5, 1, 2.5)" in result.stderr
 
@@ -438,7 +434,6 @@ def test_finding7_aggregated_alerts_keep_job(tmp_path: Path) -> None:
     _promtool(tmp_path, SHOP, [test])
 
 
-@pytest.mark.xfail(strict=True, reason=OLD)
 def test_finding7_demo_has_no_duplicate_alert_expressions(tmp_path: Path) -> None:
     """Two alerts of one expression page twice for one cause. Old demo: ServiceDown and
     KpiExporterDown were both `up{job="kpi-exporter"} == 0`."""

@@ -63,7 +63,6 @@ class TestDemoSpec:
             "PaymentFailures",
             "LowGenerationSuccessRate",
             "HighResponseTime",
-            "ServiceDown",
         }
 
     def test_queries_are_portable(self, spec: Spec) -> None:
