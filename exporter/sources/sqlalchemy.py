@@ -136,6 +136,14 @@ class SqlalchemySource:
         self._secrets = dsn_secrets(dsn)
         url = self._url(dsn)
         self._secrets.append(url.password or "")
+        try:
+            url.get_dialect()
+        except sa_exc.NoSuchModuleError:
+            raise QueryError(
+                "connection",
+                f"database {name}: SQLAlchemy has no dialect {url.drivername!r} "
+                "(a typo, or the package providing it is not installed)",
+            ) from None
         self.dialect = url.get_backend_name()
         self.support = DIALECTS.get(self.dialect, DialectSupport())
         if self.read_only and self.support.read_only is None:

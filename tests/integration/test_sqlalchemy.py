@@ -173,6 +173,13 @@ def test_read_only_on_a_dialect_without_read_only_transactions_is_refused() -> N
     assert "set read_only: false" in caught.value.message and "s3cret" not in caught.value.message
 
 
+def test_unknown_dialect_is_named() -> None:
+    with pytest.raises(QueryError) as caught:
+        open_through_registry(Database(dsn="sqlalchemy+nosuch://h/db"))
+    assert caught.value.reason == "connection"
+    assert "SQLAlchemy has no dialect 'nosuch'" in caught.value.message
+
+
 def test_not_a_url_names_the_form() -> None:
     with pytest.raises(QueryError) as caught:
         open_through_registry(Database(dsn="sqlalchemy+://nothing"))
