@@ -121,7 +121,8 @@ class Site:
 
     def generated_files(self) -> dict[str, str]:
         """The rules and dashboards the running spec generates, by path (built once per spec)."""
-        from exporter.generation import dashboards, rule_files
+        from exporter.generation import rule_files
+        from exporter.generation.dashboards import files as dashboard_files
 
         loaded = self.daemon.loaded
         if self._generated is None or self._generated[0] is not loaded:
@@ -132,7 +133,7 @@ class Site:
             }
             files.update(
                 (f"dashboards/{name}", text)
-                for name, text in dashboards.render(loaded.spec).items()
+                for name, text in dashboard_files.render(loaded.spec).items()
                 if name.endswith(".json")
             )
             self._generated = (loaded, files)
@@ -603,7 +604,7 @@ def generate_rules(configs: tuple[Path, ...], output: Path, fmt: str) -> None:
 )
 def generate_dashboards(configs: tuple[Path, ...], output: Path) -> None:
     """Write Grafana dashboards (JSON), a provisioning file and a README for the spec."""
-    from exporter.generation.dashboards import render, write
+    from exporter.generation.dashboards.files import render, write
 
     for path in write(render(load_or_exit(configs).spec), output):
         click.echo(str(path))
@@ -628,7 +629,8 @@ def dashboards_push(
     timeout: float,
 ) -> None:
     """Create or overwrite the dashboards in Grafana (token: GRAFANA_TOKEN or --token-file)."""
-    from exporter.generation.dashboards import boards, render_board
+    from exporter.generation.dashboards.boards import boards
+    from exporter.generation.dashboards.rendering import render_board
     from exporter.generation.grafana import GrafanaClient, GrafanaError, push
 
     spec = load_or_exit(configs).spec

@@ -22,7 +22,8 @@ import requests
 import yaml
 from support.dashboards import demo_spec, kitchen_sink
 
-from exporter.generation.dashboards import boards, render_board
+from exporter.generation.dashboards.boards import boards
+from exporter.generation.dashboards.rendering import render_board
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -17,10 +17,8 @@ from conftest import free_port
 from support.dashboards import DEMO, demo_spec
 
 from exporter.cli import main
-from exporter.generation.dashboards import (
-    boards,
-    render_board,
-)
+from exporter.generation.dashboards.boards import boards
+from exporter.generation.dashboards.rendering import render_board
 
 
 class TestCli:

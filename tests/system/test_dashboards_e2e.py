@@ -13,7 +13,9 @@ import pytest
 import requests
 from conftest import ROOT, RunningPrometheus
 
-from exporter.generation.dashboards import boards, record_labels, render_board
+from exporter.generation.dashboards.boards import boards
+from exporter.generation.dashboards.records import record_labels
+from exporter.generation.dashboards.rendering import render_board
 from exporter.spec.loading import load_spec
 
 DEMO = ROOT / "config" / "demo.yaml"

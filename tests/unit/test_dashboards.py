@@ -16,19 +16,12 @@ from conftest import ROOT
 from support.dashboards import KITCHEN_SINK, demo_spec, kitchen_sink, panels_of
 
 from exporter.conventions import SelfMetric
-from exporter.generation.dashboards import (
-    SCHEMA_VERSION,
-    Bound,
-    boards,
-    quantile_threshold,
-    record_labels,
-    record_title,
-    record_unit,
-    render,
-    render_board,
-    steps_for,
-    write,
-)
+from exporter.generation.dashboards.boards import boards
+from exporter.generation.dashboards.files import render, write
+from exporter.generation.dashboards.model import SCHEMA_VERSION
+from exporter.generation.dashboards.records import record_labels, record_title, record_unit
+from exporter.generation.dashboards.rendering import render_board
+from exporter.generation.dashboards.thresholds import Bound, quantile_threshold, steps_for
 from exporter.spec.model import FreeRecord
 
 
