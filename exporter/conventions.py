@@ -174,6 +174,11 @@ def sample_record_names(ratio_name: str, interval: float) -> tuple[str, str]:
     return f"{prefix}:error_sample_rate{window}", f"{prefix}:event_sample_rate{window}"
 
 
+def baseline_record_name(metric: str, op: str, span: float) -> str:
+    """A gauge's baseline for anomaly alerts, `op` over `span`: `job:x:avg_over_time1h`."""
+    return f"job:{metric}:{op}_over_time{format_duration(span)}"
+
+
 def budget_record_name(ratio_name: str) -> str:
     """An SLO's error budget left over its period: `job:x:error_budget_remaining`."""
     return f"{ratio_record_prefix(ratio_name)}:error_budget_remaining"

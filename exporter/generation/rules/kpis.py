@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.conventions import camel, words
+from exporter.conventions import baseline_record_name, camel, words
 from exporter.generation import promql
 from exporter.generation.promql import aggregate, duration, series
 from exporter.generation.rules.model import (
@@ -75,7 +75,7 @@ def baseline_records(spec: Spec, kpi: Kpi) -> list[RecordRule]:
 
 
 def baseline_record(spec: Spec, kpi: Kpi, op: str) -> str:
-    return f"job:{spec.metric_name(kpi)}:{op}_over_time{duration(BASELINE_SPAN)}"
+    return baseline_record_name(spec.metric_name(kpi), op, BASELINE_SPAN)
 
 
 def anomaly_alert(spec: Spec, kpi: Kpi) -> AlertRule:
