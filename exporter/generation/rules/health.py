@@ -33,7 +33,8 @@ def _kpi_series(name: str, spec: Spec, kpis: Sequence[Kpi], split: bool) -> str:
 
 
 def health_rules(spec: Spec) -> list[AlertRule]:
-    """Absent target, target down, KPI failing or stale, database down, reload failed."""
+    """Absent target, target down, KPI failing or stale, database down, reload failed (long
+    only by its alert_rule literals, one per alert)."""
     sel = promql.selector(spec)
     confirm = confirm_for(spec)
     dedup = promql.dedup
