@@ -302,29 +302,6 @@ def test_template_rendering_matches_prometheus(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_alertmanager_example() -> None:
-    amtool = tool("amtool")
-    config = COMMITTED / "alertmanager.example.yml"
-    check = subprocess.run(
-        [amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    routes = {"critical": "pager,chat-and-email", "warning": "chat", "info": "blackhole"}
-    for severity, receivers in routes.items():
-        result = subprocess.run(
-            [amtool, "config", "routes", "test", f"--config.file={config}", f"severity={severity}"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.stdout.strip() == receivers, (severity, result.stdout, result.stderr)
-    loaded = yaml.safe_load(config.read_text())
-    assert loaded["route"]["group_by"] == ["alertname", "kpi"]
-    inhibit = loaded["inhibit_rules"][0]
-    assert inhibit["source_matchers"] == ['severity="critical"']
-    assert inhibit["equal"] == ["alertname", "kpi"]
-
-
 BASE = """
 databases:
   app: {dsn: "sqlite:///x.db"}

@@ -17,10 +17,12 @@ from exporter.generation.rules.model import (
 from exporter.spec.model import Kpi, Spec
 
 
-def _by_confirm(spec: Spec) -> list[tuple[float, list[Kpi]]]:
-    groups: dict[float, list[Kpi]] = {}
+def _by_confirm(spec: Spec) -> list[tuple[tuple[float, str], list[Kpi]]]:
+    """KPIs by (wait before failing, database): each rule names its database as a label, so
+    Alertmanager can silence a database's failing KPIs while that database is down."""
+    groups: dict[tuple[float, str], list[Kpi]] = {}
     for kpi in spec.kpis:
-        groups.setdefault(poll_confirm_for(spec, kpi), []).append(kpi)
+        groups.setdefault((poll_confirm_for(spec, kpi), kpi.database), []).append(kpi)
     return sorted(groups.items())
 
 
@@ -64,7 +66,7 @@ def health_rules(spec: Spec) -> list[AlertRule]:
     ]
     periods = _by_confirm(spec)
     split = len(periods) > 1
-    for wait, kpis in periods:
+    for (wait, database), kpis in periods:
         limit = 3 * max(k.period for k in kpis)
         rules.append(
             alert_rule(
@@ -72,7 +74,11 @@ def health_rules(spec: Spec) -> list[AlertRule]:
                 "KpiExporterKpiFailing",
                 dedup(spec, _kpi_series(SelfMetric.KPI_UP, spec, kpis, split)) + " == 0",
                 wait,
-                {"severity": "warning", "poll_interval": duration(min(k.period for k in kpis))},
+                {
+                    "severity": "warning",
+                    "poll_interval": duration(min(k.period for k in kpis)),
+                    "database": database,
+                },
                 "A KPI query keeps failing.",
                 f"KPI {{{{ $labels.kpi }}}} on {where} has failed its polls for "
                 f"{duration(wait)}; {SelfMetric.QUERY_ERRORS} says why.",
@@ -89,7 +95,11 @@ def health_rules(spec: Spec) -> list[AlertRule]:
                 )
                 + f" > {number(limit)}",
                 confirm,
-                {"severity": "warning", "poll_interval": duration(max(k.period for k in kpis))},
+                {
+                    "severity": "warning",
+                    "poll_interval": duration(max(k.period for k in kpis)),
+                    "database": database,
+                },
                 "A KPI's data is stale.",
                 f"KPI {{{{ $labels.kpi }}}} on {where} last succeeded "
                 "{{ $value | humanizeDuration }} ago, more than three poll intervals "
