@@ -13,9 +13,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
@@ -28,6 +28,7 @@ from exporter.generation.dashboards.rendering import render_board
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TIERS = ("unit", "integration", "system")
+T = TypeVar("T")
 POSTGRES_DSN = os.environ.get("KPI_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_DSN = os.environ.get("KPI_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
 
@@ -142,6 +143,36 @@ def mysql_database(mysql_dsn: str) -> Iterator[tuple[str, str]]:
             conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float,
+    interval: float = 0.2,
+    *,
+    what: str | Callable[[], str] = "the condition",
+    retry_on: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Call `predicate` until it returns a true value, and return that value.
+
+    Bounded in time and in calls: fails after `timeout` seconds with `what` (a text, or a
+    function building one from the state at that moment) and the last value seen. Exceptions
+    listed in `retry_on` count as "not yet" (a server still starting); any other propagates."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    for _ in range(int(timeout / interval) + 2):
+        try:
+            last = predicate()
+        except retry_on as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    message = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -170,17 +201,18 @@ class RunningExporter:
         )
 
     def wait_ready(self, timeout: float = 30.0, path: str = "/ready") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"exporter exited {self.proc.returncode}:\n{self.output()}")
-            try:
-                if requests.get(self.url + path, timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"exporter not ready after {timeout}s:\n{self.output()}")
+            return requests.get(self.url + path, timeout=1).status_code == 200
+
+        wait_until(
+            ready,
+            timeout,
+            0.1,
+            what=lambda: f"{path} to answer 200; exporter log:\n{self.output()}",
+            retry_on=(requests.RequestException,),
+        )
 
     def metrics(self) -> str:
         response = requests.get(self.url + "/metrics", timeout=10)
@@ -234,16 +266,16 @@ class RunningPrometheus:
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             assert self.proc.poll() is None, f"prometheus exited:\n{self.output()}"
-            try:
-                if requests.get(self.url + "/-/ready", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"prometheus not ready after {timeout}s:\n{self.output()}")
+            return requests.get(self.url + "/-/ready", timeout=1).status_code == 200
+
+        wait_until(
+            ready,
+            timeout,
+            what=lambda: f"prometheus /-/ready; its log:\n{self.output()}",
+            retry_on=(requests.RequestException,),
+        )
 
     def api(self, path: str, **params: str) -> Any:
         """The JSON answer of an HTTP API call, e.g. api("/api/v1/query", query="up")."""

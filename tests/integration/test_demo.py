@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, mysql_connect
+from conftest import ROOT, mysql_connect, wait_until
 
 from exporter import demo
 from exporter.spec.loading import load_spec
@@ -305,13 +304,16 @@ class TestSimulator:
             users = reader.execute("SELECT count(*) FROM users").fetchone()[0]
             seeded = reader.execute("SELECT count(*) FROM http_requests").fetchone()[0]
             assert users >= demo.SEED_USERS
+
             # a 0.05 s tick adds 0.5 requests on average: wait for rows, not for a tick count
-            grown, deadline = seeded, time.monotonic() + 30
-            while time.monotonic() < deadline and (simulator.ticks < 5 or grown <= seeded):
-                time.sleep(0.05)
-                grown = reader.execute("SELECT count(*) FROM http_requests").fetchone()[0]
+            def rows() -> int:
+                return int(reader.execute("SELECT count(*) FROM http_requests").fetchone()[0])
+
+            wait_until(
+                lambda: simulator.ticks >= 5 and rows() > seeded, 30, 0.05, what="5 ticks, new rows"
+            )
             assert simulator.ticks >= 5 and simulator.running
-            assert grown > seeded
+            assert rows() > seeded
             reader.close()
         finally:
             assert simulator.stop(timeout=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from conftest import wait_until
 from support.kpis import kpi
 
 from exporter.collection.scheduling import (
@@ -34,9 +35,7 @@ class TestSchedule:
         schedule.add(kpi(name="slow", interval="100ms"), slow, executor)
         schedule.start()
         try:
-            deadline = time.monotonic() + 20
-            while runs < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: runs >= 3, 20, 0.05, what="3 runs of the slow poll")
         finally:
             schedule.stop(wait=True)
         assert runs >= 3 and most == 1

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import mysql_connect
+from conftest import mysql_connect, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -212,17 +212,19 @@ class _Closing:
 
 
 def wait_for(exporter: Any, predicate: Callable[[Samples], bool], timeout: float = 60) -> Samples:
-    deadline = time.monotonic() + timeout
-    samples: Samples = {}
-    while time.monotonic() < deadline:
+    """The first scrape whose samples satisfy `predicate`."""
+    scraped: list[Samples] = [{}]
+
+    def satisfied() -> Samples | None:
         try:
-            samples = parse(exporter.metrics())
+            scraped[0] = parse(exporter.metrics())
         except Exception:  # the process may still be starting
-            samples = {}
-        if samples and predicate(samples):
-            return samples
-        time.sleep(0.3)
-    raise AssertionError(f"condition not met in {timeout}s; last scrape had {len(samples)} samples")
+            scraped[0] = {}
+        return scraped[0] if scraped[0] and predicate(scraped[0]) else None
+
+    return wait_until(
+        satisfied, timeout, 0.3, what=lambda: f"a scrape ({len(scraped[0])} samples last)"
+    )
 
 
 def processed(samples: Samples, kpi: str) -> float:

@@ -3,7 +3,6 @@ panel query of every generated demo dashboard with at least one series."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ROOT, RunningPrometheus
+from conftest import ROOT, RunningPrometheus, wait_until
 
 from exporter.generation.dashboards.boards import boards
 from exporter.generation.dashboards.records import record_labels
@@ -110,9 +109,10 @@ def test_every_panel_query_returns_series(stack: Stack) -> None:
     targets = demo_targets()
     assert len(targets) > 50
     failing: dict[str, str] = {}
-    deadline = time.monotonic() + WAIT
     pending = targets
-    while pending and time.monotonic() < deadline:
+
+    def every_panel_answers() -> bool:
+        nonlocal failing, pending
         failing = {}
         still = []
         for board, panel, expr in pending:
@@ -123,19 +123,21 @@ def test_every_panel_query_returns_series(stack: Stack) -> None:
                 )
                 still.append((board, panel, expr))
         pending = still
-        if pending:
-            time.sleep(2)
-    if failing:
+        return not pending
+
+    def panels_without_data() -> str:
         targets_state = requests.get(prometheus.url + "/api/v1/targets", timeout=10).json()
         health = [
             (t["scrapeUrl"], t["health"], t["lastError"])
             for t in targets_state["data"]["activeTargets"]
         ]
-    assert not failing, (
-        "panels without data:\n"
-        + "\n".join(f"- {where}: {why}" for where, why in sorted(failing.items()))
-        + f"\nscrape targets: {health}\nexporter log tail:\n{stack.exporter_log()[-3000:]}"
-    )
+        return (
+            "panels without data:\n"
+            + "\n".join(f"- {where}: {why}" for where, why in sorted(failing.items()))
+            + f"\nscrape targets: {health}\nexporter log tail:\n{stack.exporter_log()[-3000:]}"
+        )
+
+    wait_until(every_panel_answers, WAIT, 2, what=panels_without_data)
     # the labels the generator read from each record's PromQL (legend, job and instance
     # filters) are the labels Prometheus' recorded series really carry
     spec = load_spec([DEMO]).spec
@@ -154,11 +156,13 @@ def test_variables_filter_every_raw_selector(stack: Stack) -> None:
     (not recording rules, not constants) return nothing: the filter is really applied."""
     prometheus, job = stack.prometheus, stack.job
     checked = 0
-    deadline = time.monotonic() + WAIT
     # first make sure data is there at all (the other test may not have run first)
-    while count_series(prometheus, f'kpi_exporter_kpi_up{{job="{job}"}}')[0] == 0:
-        assert time.monotonic() < deadline, prometheus.output()
-        time.sleep(1)
+    wait_until(
+        lambda: count_series(prometheus, f'kpi_exporter_kpi_up{{job="{job}"}}')[0] > 0,
+        WAIT,
+        1,
+        what=lambda: f"kpi_exporter_kpi_up in Prometheus; its log:\n{prometheus.output()}",
+    )
     for board, panel, expr in demo_targets():
         if "vector(" in expr or ("$instance" not in expr and ":" in expr):
             continue  # constants, and recording rules that aggregate instance away

@@ -9,14 +9,14 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import requests
-from conftest import free_port
+from conftest import free_port, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.postgres
@@ -49,27 +49,16 @@ def errors(samples: Samples, kpi: str, reason: str) -> float:
     return value(samples, "kpi_exporter_query_errors_total", kpi=kpi, reason=reason) or 0.0
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll `check` until it returns something truthy; bounded in time and count."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    for _ in range(int(timeout / interval) + 2):
-        try:
-            last = check()
-        except (requests.RequestException, AssertionError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        if time.monotonic() > deadline:
-            break
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+# a scrape while the exporter restarts, or a check asserting on a half-written state: not yet
+RETRY = (requests.RequestException, AssertionError)
 
 
 def wait_database_up(url: str, up: int, timeout: float, what: str) -> None:
-    wait_for(
-        lambda: value(scrape(url), "kpi_exporter_database_up", database="pg") == up, timeout, what
+    wait_until(
+        lambda: value(scrape(url), "kpi_exporter_database_up", database="pg") == up,
+        timeout,
+        what=what,
+        retry_on=RETRY,
     )
 
 
@@ -171,7 +160,7 @@ def assert_cursor_matches_sql(url: str, dsn: str) -> dict[str, float]:
         return got if got == {k: float(v) for k, v in truth.items()} else None
 
     try:
-        return wait_for(exported, 30, "cursor totals equal to SQL")
+        return wait_until(exported, 30, what="cursor totals equal to SQL", retry_on=RETRY)
     except AssertionError:
         samples = scrape(url)
         got = {k: value(samples, "fault_events_total", kind=k) for k in ("a", "b", "c")}
@@ -221,8 +210,12 @@ def test_backends_killed_fifty_times(
     most_connections = 0
     try:
         for _ in range(50):
-            backends = wait_for(
-                lambda: backends_of(admin, exporter.proc.pid), 10, "an exporter backend", 0.02
+            backends = wait_until(
+                lambda: backends_of(admin, exporter.proc.pid),
+                10,
+                0.02,
+                what="an exporter backend",
+                retry_on=RETRY,
             )
             most_connections = max(most_connections, len(backends))
             kill_at = time.time()
@@ -241,7 +234,11 @@ def test_backends_killed_fifty_times(
                     return time.time() - kill_at  # an upper bound: observed, not exact
                 return None
 
-            recoveries.append(wait_for(recovered, 30, "every KPI to succeed after the kill"))
+            recoveries.append(
+                wait_until(
+                    recovered, 30, what="every KPI to succeed after the kill", retry_on=RETRY
+                )
+            )
             most_connections = max(most_connections, len(exporter_ports(exporter.proc.pid)))
     finally:
         writer.stop.set()
@@ -284,8 +281,8 @@ def test_timeout_is_cancelled_on_the_server_and_the_connection_reused(
     exporter = run_exporter(["-c", str(spec)])
     exporter.wait_ready()
     seen: dict[tuple[int, float], float] = {}  # (backend, query start) -> longest seen running
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(seen) < 3:
+
+    def three_runs_seen() -> bool:
         rows = admin.execute(
             "SELECT pid, extract(epoch FROM query_start), "
             "extract(epoch FROM clock_timestamp() - query_start) FROM pg_stat_activity "
@@ -295,16 +292,20 @@ def test_timeout_is_cancelled_on_the_server_and_the_connection_reused(
         for pid, started, running in rows:
             key = (pid, float(started))
             seen[key] = max(seen.get(key, 0.0), float(running))
-        time.sleep(0.05)
-    assert len(seen) >= 3, f"saw only {len(seen)} runs of the slow query"
+        return len(seen) >= 3
+
+    wait_until(
+        three_runs_seen, 30, 0.05, what=lambda: f"3 runs of the slow query ({len(seen)} seen)"
+    )
     longest = max(seen.values())
     # cancelled by statement_timeout on the server: gone within a second of the 1 s timeout
     assert longest < 2.0, f"a timed-out query ran {longest:.2f}s on the server"
     assert len({pid for pid, _ in seen}) == 1, "the connection was not reused after a timeout"
-    samples = wait_for(
+    samples = wait_until(
         lambda: (s := scrape(exporter.url)) and errors(s, "fault_slow", "timeout") >= 3 and s,
         15,
-        "three timeouts counted",
+        what="three timeouts counted",
+        retry_on=RETRY,
     )
     assert errors(samples, "fault_slow", "sql") == 0
     assert value(samples, "kpi_exporter_kpi_up", kpi="fault_slow") == 0
@@ -369,7 +370,12 @@ def test_locked_table_times_out_one_kpi_and_the_others_keep_their_schedule(
         assert errors(samples, kpi, "timeout") + errors(samples, kpi, "pool") == 0
         # a 1 s schedule over `held` seconds: at least half its polls succeeded meanwhile
         assert len(seen) >= held / 2, f"{kpi} polled {len(seen)} times in {held:.1f}s of lock"
-    wait_for(lambda: value(scrape(exporter.url), "fault_locked") == 7.0, 40, "the locked KPI back")
+    wait_until(
+        lambda: value(scrape(exporter.url), "fault_locked") == 7.0,
+        40,
+        what="the locked KPI back",
+        retry_on=RETRY,
+    )
     print(f"\nlock held {held:.1f}s; other KPIs polled {[len(s) for s in stamps.values()]} times")
 
 
@@ -501,12 +507,13 @@ def test_unreachable_server_then_recovery_without_restart(
     # the port is closed: the exporter starts anyway and serves its own metrics
     exporter = run_exporter(["-c", str(spec)])
     exporter.wait_ready()
-    samples = wait_for(
+    samples = wait_until(
         lambda: (
             (s := scrape(exporter.url)) and errors(s, "fault_events_total", "connection") >= 2 and s
         ),
         30,
-        "connection errors against a closed port",
+        what="connection errors against a closed port",
+        retry_on=RETRY,
     )
     assert value(samples, "kpi_exporter_database_up", database="pg") == 0
     proxy = TcpProxy(port)
@@ -565,14 +572,15 @@ def test_revoked_login_then_restored(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
                 [role],
             )
-            samples = wait_for(
+            samples = wait_until(
                 lambda: (
                     (s := scrape(exporter.url))
                     and value(s, "kpi_exporter_database_up", database="pg") == 0
                     and s
                 ),
                 30,
-                "database_up 0 after the login is revoked",
+                what="database_up 0 after the login is revoked",
+                retry_on=RETRY,
             )
             assert errors(samples, "fault_events_total", "connection") >= 1
             assert "not permitted to log in" in exporter.output()

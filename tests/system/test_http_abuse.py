@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import RunningExporter
+from conftest import RunningExporter, wait_until
 
 from exporter.serving.http import WORKERS
 
@@ -120,11 +120,11 @@ def unsent_connections(port: int) -> int:
 
 def wait_threads_back(pid: int, baseline: int) -> None:
     """No thread outlives the clients beyond the server's bound of answer threads."""
-    for _ in range(100):
-        if threads_of(pid) <= baseline + WORKERS:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{threads_of(pid)} threads remain; {baseline} before the clients")
+    wait_until(
+        lambda: threads_of(pid) <= baseline + WORKERS,
+        20,
+        what=lambda: f"threads to end: {threads_of(pid)} remain; {baseline} before the clients",
+    )
 
 
 MALFORMED: dict[str, tuple[bytes, set[int | None]]] = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from test_production import wait_until
+from conftest import wait_until
 
 RELOADS = 200
 
@@ -202,12 +202,12 @@ def test_200_reloads_leak_nothing_and_keep_counters_monotonic(
     wait_until(
         lambda: _value(exporter.metrics(), 'order_rows_total{service="reload"}') == expected,
         20,
-        "the cursor counter to count every order",
+        what="the cursor counter to count every order",
     )
     wait_until(
         lambda: _value(exporter.metrics(), 'orders_total{service="reload"}') == expected,
         20,
-        "the database-kept counter to show every order",
+        what="the database-kept counter to show every order",
     )
 
     time.sleep(3)
@@ -255,7 +255,7 @@ def test_bad_spec_is_refused_whole_and_sighup_reloads(run_exporter, tmp_path: Pa
     wait_until(
         lambda: _value(exporter.metrics(), 'added_gauge{service="prodtest"}') == 9.0,
         30,
-        "SIGHUP to load the added KPI",
+        what="SIGHUP to load the added KPI",
     )
     body = exporter.metrics()
     assert _value(body, "kpi_exporter_config_last_reload_successful") == 1.0

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import ROOT, RunningPrometheus, exporter_command, free_port
+from conftest import ROOT, RunningPrometheus, exporter_command, free_port, wait_until
 from test_production import (
     PASSWORD,
     bcrypt_hash,
     gauge_spec,
     make_pki,
     make_values_db,
-    wait_until,
 )
 
 from exporter.generation.report import PrometheusApi, PrometheusError
@@ -146,7 +145,7 @@ def test_prometheus_scrapes_through_tls_and_auth_and_report_reads_it(
             except requests.RequestException:
                 return False
 
-        wait_until(scraped, 60, "Prometheus to scrape every gauge through TLS and basic auth")
+        wait_until(scraped, 60, what="Prometheus to scrape every gauge through TLS and basic auth")
         first_seen = time.time()
         # the same exporter, scraped with a wrong password, is down with a 401
         targets = requests.get(prometheus.url + "/api/v1/targets", timeout=10).json()
@@ -159,7 +158,7 @@ def test_prometheus_scrapes_through_tls_and_auth_and_report_reads_it(
                 if t["labels"]["job"] == "wrong-password" and t["health"] == "down"
             ],
             30,
-            "the wrong-password target to be down",
+            what="the wrong-password target to be down",
         )
         assert "401" in wrong[0]["lastError"], wrong
         assert targets["status"] == "success"
@@ -174,7 +173,7 @@ def test_prometheus_scrapes_through_tls_and_auth_and_report_reads_it(
                 and value(prometheus, 'latency_gauge{job="kpi-exporter"}') == 1.5
             ),
             30,
-            "Prometheus to see the new values",
+            what="Prometheus to see the new values",
         )
         wait_until(
             lambda: (
@@ -189,7 +188,7 @@ def test_prometheus_scrapes_through_tls_and_auth_and_report_reads_it(
                 > 0.9
             ),
             60,
-            "the ratio to have data",
+            what="the ratio to have data",
         )
         # one range ago must land inside the first stretch
         back = time.time() - (first_seen + changed) / 2

@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from conftest import ROOT, exporter_command
-from test_production import gauge_spec, make_values_db, wait_until
+from conftest import ROOT, exporter_command, wait_until
+from test_production import gauge_spec, make_values_db
 
 
 class NotifySocket:
@@ -153,13 +153,13 @@ def test_sigterm_cancels_queries_past_the_grace_period(
     wait_until(
         lambda: ("kpi-exporter", "active") in _running(postgres_dsn, token),
         30,
-        "the slow query to run on the server",
+        what="the slow query to run on the server",
     )
     started = time.monotonic()
     assert exporter.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 20
     # PostgreSQL would keep sleeping after the client left; the cancel stopped it
-    wait_until(lambda: _running(postgres_dsn, token) == [], 10, "the backend to be gone")
+    wait_until(lambda: _running(postgres_dsn, token) == [], 10, what="the backend to be gone")
     log = exporter.log.read_text()  # stop() closed the handle output() flushes
     assert "queries_cancelled" in log and "count=1" in log
     assert "stopped" in log
@@ -193,7 +193,7 @@ def test_sigterm_lets_a_poll_finish_within_grace_and_persists_its_cursor(
     wait_until(
         lambda: ("kpi-exporter", "active") in _running(postgres_dsn, token),
         30,
-        "the cursor query to run on the server",
+        what="the cursor query to run on the server",
     )
     assert exporter.stop(signal.SIGTERM) == 0
     log = exporter.log.read_text()

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import bcrypt
 import pytest
 import requests
-from conftest import ROOT, exporter_command, free_port
+from conftest import ROOT, exporter_command, free_port, wait_until
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -165,18 +165,6 @@ def sample_lines(body: str, prefix: str = "") -> set[str]:
     }
 
 
-def wait_until(check, timeout: float, what: str, every: float = 0.2):  # type: ignore[no-untyped-def]
-    """Poll `check()` until it returns a true value; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
 @pytest.fixture
 def tls_setup(tmp_path: Path) -> tuple[Path, Path, Pki]:
     pki = make_pki(tmp_path / "pki")
@@ -218,7 +206,7 @@ def _wait_https(exporter, pki: Pki, auth=None, cert=None) -> None:  # type: igno
         except requests.RequestException:
             return False
 
-    wait_until(ready, 30, "the exporter to be ready over TLS")
+    wait_until(ready, 30, what="the exporter to be ready over TLS")
 
 
 def test_tls_and_basic_auth_like_exporter_toolkit(run_exporter, tls_setup, tmp_path) -> None:
@@ -310,7 +298,7 @@ def test_client_certificates_and_allowed_sans(run_exporter, tls_setup, tmp_path)
     web2 = tmp_path / "web2.yml"
     web2.write_text(text.replace(extra, extra + "  client_allowed_sans: [other.example]\n"))
     picky = run_exporter(["-c", str(spec), "--web.config.file", str(web2)])
-    wait_until(lambda: "listening" in picky.output(), 30, "the exporter to listen")
+    wait_until(lambda: "listening" in picky.output(), 30, what="the exporter to listen")
     with pytest.raises(requests.exceptions.RequestException):
         _https(picky, verify=str(pki.ca), cert=client)
     assert "no allowed SAN" in picky.output()
@@ -327,13 +315,13 @@ def test_web_config_changes_apply_without_restart(run_exporter, tls_setup, tmp_p
         bob = _https(exporter, verify=str(pki.ca), auth=("bob", "new password"))
         return bob.status_code == 200
 
-    wait_until(switched, 20, "the new user to be accepted")
+    wait_until(switched, 20, what="the new user to be accepted")
     assert _https(exporter, verify=str(pki.ca), auth=("alice", PASSWORD)).status_code == 401
     # a broken edit is refused and the last good config stays in force
     web.write_text(web.read_text() + "rate_limit: {burst: 2}\n")
     time.sleep(1.5)  # the file is checked at most once a second
     assert _https(exporter, verify=str(pki.ca), auth=("bob", "new password")).status_code == 200
-    wait_until(lambda: "web_config_refused" in exporter.output(), 10, "the refusal logged")
+    wait_until(lambda: "web_config_refused" in exporter.output(), 10, what="the refusal logged")
 
 
 @pytest.mark.parametrize(

@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import requests
 import yaml
-from conftest import ROOT, RunningPrometheus
+from conftest import ROOT, RunningPrometheus, wait_until
 
 RULES = ROOT / "rules"
 BROKEN_ALERTS = {"KpiExporterKpiFailing", "KpiExporterDatabaseDown", "KpiExporterKpiStale"}
 
 
 def _wait(what: str, check: Any, timeout: float, prometheus: RunningPrometheus) -> Any:
-    """Poll `check()` until it returns something truthy, at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
+    """Poll `check()` until its answer's first item is true, at most `timeout` seconds."""
+
+    def reached() -> Any:
         if prometheus.proc.poll() is not None:
             raise AssertionError(f"prometheus exited:\n{prometheus.output()}")
-        try:
-            last = check()
-            if last and last[0]:
-                return last
-        except requests.RequestException as exc:
-            last = (None, repr(exc))
-        time.sleep(0.5)
-    raise AssertionError(f"{what} not reached in {timeout}s; last: {last}")
+        answer = check()
+        return answer if answer and answer[0] else None
+
+    return wait_until(reached, timeout, 0.5, what=what, retry_on=(requests.RequestException,))
 
 
 def test_prometheus_evaluates_generated_rules(

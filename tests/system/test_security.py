@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 import requests
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.postgres
@@ -41,18 +40,6 @@ def metric(text: str, name: str, **labels: str) -> float | None:
         if sample_name == name and wanted <= sample_labels:
             return value
     return None
-
-
-def wait_until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / 0.25) + 2):
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -134,7 +121,7 @@ def test_password_never_appears_in_any_output(
                 and t
             ),
             30,
-            "a connection error",
+            what="a connection error",
         )
         outputs[f"metrics-{log_format}"] = text
         assert metric(text, "ok_items", shard="b") == 2.0  # the password DSNs work
@@ -238,7 +225,7 @@ def test_read_only_sessions_refuse_every_write(
         return text if min(counts) >= 3 and attacks else None
 
     try:
-        text = wait_until(refused_three_times, 60, "three refusals of every write")
+        text = wait_until(refused_three_times, 60, what="three refusals of every write")
     except AssertionError:
         ready = requests.get(exporter.url + "/ready", timeout=10).json()["kpis"]
         raise AssertionError(json.dumps(ready, indent=1)) from None
@@ -343,7 +330,7 @@ def test_injection_strings_through_every_parameter_path(
         totals = [metric(text, f"{db}_cursor_total", kind="k") for db in ("pg", "lite")]
         return text if totals == [float(len(INJECTIONS))] * 2 else None
 
-    text = wait_until(all_counted, 60, "both cursor KPIs to count every injection row")
+    text = wait_until(all_counted, 60, what="both cursor KPIs to count every injection row")
     for database in ("pg", "lite"):
         for index, needle in enumerate(INJECTIONS):
             name = f"{database}_param_{index}"
