@@ -98,8 +98,10 @@ class KpiPoll:
         metrics: SelfMetrics,
         publish: Callable[[Snapshot], None],
         store: StateStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.kpi = kpi
+        self.clock = clock  # wall time in seconds; tests pass a fake one to drive the backoff
         self.metric = spec.metric_name(kpi)
         self.const_labels = dict(spec.exporter.labels)
         self.source = source
@@ -127,7 +129,7 @@ class KpiPoll:
     def run(self, force: bool = False) -> bool:
         """One poll; returns True on success. Failures are recorded, never raised."""
         with self._lock:
-            now = time.time()
+            now = self.clock()
             if not force and now < self.status.retry_at:
                 return False  # backing off after failures
             started = time.monotonic()
@@ -237,7 +239,7 @@ class KpiPoll:
             self._totals = Totals(self.kpi, state.series)
             # counters continue from their stored totals even before the database answers
             self._shape = Shape.for_rendering(self.kpi, self.metric, self.const_labels)
-            self._emit(self.publish, self._totals.render(self._shape, time.time()))
+            self._emit(self.publish, self._totals.render(self._shape, self.clock()))
             self._cursor, self._tiebreak, self._rows = state.cursor, state.tiebreak, state.rows
             self._positioned = True
             event(
@@ -339,7 +341,7 @@ class KpiPoll:
         status.state = "ok"
         status.last_run = now
         status.last_duration = time.monotonic() - started
-        status.last_success = time.time()
+        status.last_success = self.clock()
         status.last_error = status.last_reason = None
         status.failures = 0
         status.retry_at = 0.0
