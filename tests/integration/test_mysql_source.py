@@ -6,14 +6,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import free_port, mysql_connect
+from conftest import free_port, mysql_connect, wait_until
 
 from exporter.sources import mysql
 from exporter.sources.base import QueryError, Rows
@@ -67,13 +66,11 @@ def running(admin: Any, marker: str) -> list[tuple[int, float]]:
 
 
 def wait_running(admin: Any, marker: str, timeout: float = 10) -> list[tuple[int, float]]:
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / 0.05) + 1):
-        seen = running(admin, marker)
-        if seen or time.monotonic() > deadline:
-            return seen
-        time.sleep(0.05)
-    return []
+    """The running queries carrying `marker`, once there is one (an empty list after `timeout`)."""
+    try:
+        return wait_until(lambda: running(admin, marker), timeout, 0.05, what=marker)
+    except AssertionError:
+        return []
 
 
 def connection_id(source: mysql.MysqlSource) -> int:

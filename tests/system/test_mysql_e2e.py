@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ROOT, free_port, mysql_connect
+from conftest import ROOT, free_port, mysql_connect, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.mysql
@@ -43,18 +43,8 @@ def rows(conn: Any, sql: str, values: tuple[Any, ...] = ()) -> list[tuple[Any, .
     return found
 
 
-def wait_until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    for _ in range(int(timeout / 0.2) + 2):
-        with contextlib.suppress(requests.RequestException, KeyError):
-            last = check()
-            if last:
-                return last
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+# a scrape while the exporter starts, or a sample not exported yet: not yet
+RETRY = (requests.RequestException, KeyError)
 
 
 def kpi(name: str, query: str, kind: str = "gauge", extra: str = "", database: str = "maria"):
@@ -158,7 +148,8 @@ def test_every_kind_equals_sql_once_check_and_reload(
     samples = wait_until(
         lambda: (s := parse(exporter.metrics())) and ("largest_id", ()) in s and failed in s and s,
         30,
-        "every KPI polled",
+        what="every KPI polled",
+        retry_on=RETRY,
     )
     with contextlib.closing(mysql_connect(dsn, name)) as conn:
         expected = truth(conn)
@@ -191,7 +182,8 @@ def test_every_kind_equals_sql_once_check_and_reload(
     reloaded = wait_until(
         lambda: (s := parse(exporter.metrics())) and ("order_count", ()) in s and s,
         30,
-        "the reloaded KPI",
+        what="the reloaded KPI",
+        retry_on=RETRY,
     )
     assert reloaded[("order_count", ())] == 500
     assert ("kpi_exporter_kpi_up", (("kpi", "bad_sql"),)) not in reloaded
@@ -276,7 +268,8 @@ def test_timeout_dies_on_the_server_and_no_password_leaks(
                 and t
             ),
             30,
-            "three timeouts",
+            what="three timeouts",
+            retry_on=RETRY,
         )
         samples = parse(text)
         assert seen and max(seen.values()) < 2.0, f"a timed-out query ran on: {seen}"
