@@ -58,9 +58,10 @@ security: $(STAMP)
 test: $(STAMP) system-deps lint typecheck security
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
 
-# While coding: the unit and integration tiers, no subprocesses, Prometheus or browsers.
+# While coding: the unit and integration tiers, no subprocesses, Prometheus or browsers, and
+# without the few tests marked slow (fuzzing); `make test` runs those.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -ra tests/unit tests/integration $(PYTEST_ARGS)
+	$(BIN)/pytest -q -ra -m 'not slow' tests/unit tests/integration $(PYTEST_ARGS)
 
 generate: $(STAMP)
 	$(BIN)/kpi-exporter generate rules -c config/demo.yaml -o rules

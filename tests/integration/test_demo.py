@@ -242,6 +242,7 @@ class TestKpiQueries:
 
 
 class TestActivity:
+    @pytest.mark.slow  # 600 simulated seconds, every KPI's query after each
     def test_every_kpi_moves(self, spec: Spec) -> None:
         conn = seeded_sqlite(ticks=0)
         rng = random.Random(SEED + 1)

@@ -94,12 +94,14 @@ trees = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=400))
 def test_random_text_is_refused_or_loaded(text: str) -> None:
     load_text(text)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trees)
 def test_random_structures_are_refused_cleanly(tree: Any) -> None:
@@ -122,6 +124,7 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 ALL_PATHS = [p for p in _paths(VALID) if p]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(ALL_PATHS), trees), min_size=1, max_size=3))
 def test_mutated_valid_specs_are_refused_with_a_location(mutations: list[Any]) -> None:
@@ -190,6 +193,7 @@ def _check_parses(snapshot: Snapshot, rows: list[tuple[Any, ...]], metric: str) 
             assert got == want or (math.isnan(got) and math.isnan(want))
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(["gauge", "counter"]), result_rows)
 def test_fuzzed_results_parse_or_are_refused_and_counted(kind: str, rows: list[Any]) -> None:
