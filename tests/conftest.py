@@ -6,6 +6,7 @@ hook below marks each test with its folder's name, so `pytest -m unit` selects a
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import socket
@@ -26,7 +27,8 @@ from exporter.generation.dashboards.boards import boards
 from exporter.generation.dashboards.rendering import render_board
 
 ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() == "true"
+# CI services set CI=true (GitHub, GitLab) or CI=1; any of these means "required here"
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 TIERS = ("unit", "integration", "system")
 T = TypeVar("T")
 POSTGRES_DSN = os.environ.get("KPI_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -50,6 +52,18 @@ def need(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (required under CI=true)")
     pytest.skip(reason)
+
+
+def extra(module: str, install: str) -> Any:
+    """The module of an optional extra (duckdb, mariadb), imported at a test module's top; a
+    missing one skips the module, and fails under CI like every other required dependency."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        reason = f"{module} is not installed ({install})"
+        if IN_CI:
+            pytest.fail(f"{reason} (required under CI)", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
 
 
 def tool(name: str) -> str:

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import extra
 from support.engines import EVENTS_DDL, Engine, EngineContract, Event
 
 from exporter.sources import registry
 from exporter.sources.base import QueryError
 from exporter.spec.model import Database
 
-duckdb = pytest.importorskip("duckdb", reason="the duckdb extra is not installed")
+duckdb = extra("duckdb", "pip install -e '.[duckdb]'")
 from exporter.sources.duckdb import DuckdbSource  # noqa: E402  (needs the extra)
 
 

@@ -61,6 +61,7 @@ def test_systemd_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
     result = subprocess.run(
         [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60
     )
+    assert result.returncode == 0, result.stdout + result.stderr
     problems = [
         line
         for line in (result.stdout + result.stderr).splitlines()
@@ -91,4 +92,4 @@ def test_dockerfile_healthcheck_command_probes_health(run_exporter, tmp_path: Pa
     assert healthy.returncode == 0, healthy.stderr
     env["METRICS_PORT"] = str(free_port())
     down = subprocess.run(command, env=env, capture_output=True, timeout=30)
-    assert down.returncode != 0
+    assert down.returncode == 1 and b"Connection refused" in down.stderr, down.stderr

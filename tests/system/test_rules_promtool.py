@@ -107,7 +107,12 @@ def test_generated_tests_catch_broken_rules(tmp_path: Path) -> None:
             text=True,
             timeout=300,
         )
-        assert result.returncode != 0, f"mutation {old!r} -> {new!r} went unnoticed"
+        # a test ran and its expectation failed (exp/got): a missing test file also exits 1,
+        # and a rule file that does not exist only warns
+        output = result.stdout + result.stderr
+        assert result.returncode == 1 and "FAILED:" in output and "got:" in output, (
+            f"mutation {old!r} -> {new!r} went unnoticed: {result.stdout}{result.stderr}"
+        )
     alerts.write_text(original)
 
 

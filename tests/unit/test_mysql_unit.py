@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import extra
 
-mariadb = pytest.importorskip("mariadb", reason="the mysql extra (MariaDB Connector/Python)")
+mariadb = extra("mariadb", "the mysql extra: pip install -e '.[mysql]', needs libmariadb-dev")
 
 from exporter.sources import mysql  # noqa: E402
 from exporter.sources.base import QueryError  # noqa: E402
