@@ -14,15 +14,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import ROOT, need
+from conftest import ROOT, extra, need
 from support.engines import EVENTS_DDL, Engine, EngineContract, Event
 
 from exporter.sources import registry
 from exporter.sources.base import QueryError
 from exporter.spec.model import Database
 
-pytest.importorskip("sqlalchemy", reason="the sqlalchemy extra is not installed")
-from exporter.sources.sqlalchemy import CANCELS, DIALECTS, SqlalchemySource
+extra("sqlalchemy", "pip install -e '.[sqlalchemy]'")
+from exporter.sources.sqlalchemy import CANCELS, DIALECTS, SqlalchemySource  # noqa: E402
 
 MYSQL_DSN = os.environ.get("KPI_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
 INSERT = "INSERT INTO events (id, kind, amount, stamp) VALUES ({0}, {0}, {0}, {0})"
@@ -71,7 +71,7 @@ def _mysql_server() -> dict[str, Any]:
 def mariadb_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A fresh MariaDB database, reached through PyMySQL and through MariaDB Connector (the
     native backend's driver); the writer is PyMySQL."""
-    pymysql = pytest.importorskip("pymysql", reason="pymysql (dev extra) is not installed")
+    pymysql = extra("pymysql", "the dev extra: pip install -e '.[dev]'")
     if request.param.endswith("mariadbconnector"):
         need(
             importlib.util.find_spec("mariadb") is not None,
@@ -164,7 +164,7 @@ def test_the_registry_serves_every_sqlalchemy_dialect(sqlite_engine: Engine) -> 
 
 
 def test_read_only_on_a_dialect_without_read_only_transactions_is_refused() -> None:
-    pytest.importorskip("sqlalchemy.dialects.mssql")
+    extra("sqlalchemy.dialects.mssql", "part of the sqlalchemy extra")
     dsn = "sqlalchemy+mssql+pymssql://u:s3cret@db.example/x"
     with pytest.raises(QueryError) as caught:
         open_through_registry(Database(dsn=dsn))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, exporter_command, tool
+from conftest import ROOT, exporter_command, tool, wait_until
 
 DAY = 86400.0
 STEP = 600.0  # longer than Prometheus' 5 m lookback: an absent gauge series stays absent
@@ -269,14 +269,15 @@ def test_backfilled_blocks_equal_sql_at_past_instants_and_join_the_live_series(
     # Prometheus scrapes them, and over the seam there is one series per kind and no reset.
     backend.insert([(time.time(), kind, 0.7) for kind in KINDS for _ in range(5)])
     total = sum(backend.expected(time.time() + 1)["events_total"].values())
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        result = prometheus.query("sum(events_total)")
-        if result and float(result[0]["value"][1]) == total:
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"Prometheus never scraped the live total {total}")
+    wait_until(
+        lambda: (
+            (result := prometheus.query("sum(events_total)"))
+            and float(result[0]["value"][1]) == total
+        ),
+        60,
+        0.5,
+        what=f"Prometheus to scrape the live total {total}",
+    )
     for metric in ("events_total", "event_amount_total", "event_seconds_bucket"):
         window = f"{metric}[{int(time.time() - until) + 1200}s]"
         spans = prometheus.query(window)
