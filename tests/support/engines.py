@@ -258,9 +258,7 @@ class EngineContract:
             )
         finally:
             source.close()
-        assert [(e.reason, e.message) for e in errors] == [
-            ("timeout", "query cancelled at shutdown")
-        ]
+        assert [e.reason for e in errors] == ["timeout"]  # the wording is the backend's
 
     def test_read_only_refuses_writes(self, engine: Engine) -> None:
         if not engine.read_only_claimed:

@@ -1,5 +1,6 @@
-"""SqlalchemySource through SQLAlchemy against real PostgreSQL, MariaDB and SQLite: the engine
-contract on each, plus what is SQLAlchemy's own (refused read-only, the README's table)."""
+"""The engine contract on real PostgreSQL, MariaDB and SQLite, through the SQLAlchemy backend
+and through each native backend; plus what is the SQLAlchemy backend's own (unknown dialects,
+refused read-only, the README's dialect table). DuckDB has test_duckdb.py."""
 
 from __future__ import annotations
 
@@ -214,3 +215,26 @@ def test_readme_dialect_table_matches_the_code() -> None:
         drivers = set(re.findall(r"`(\w+)`", cancel))
         assert drivers <= set(CANCELS), name
     assert rows["other"][:2] == ["refused (set `read_only: false`)", "no"]
+
+
+def _native(engine: Engine, dsn: str) -> Engine:
+    """The same database through the native backend of its scheme."""
+    return Engine(dsn, open_through_registry, engine.insert, engine.fetch, engine.long_query)
+
+
+class TestNativePostgresql(EngineContract):
+    @pytest.fixture
+    def engine(self, postgres_engine: Engine) -> Engine:
+        return _native(postgres_engine, "postgresql://" + postgres_engine.dsn.split("://", 1)[1])
+
+
+class TestNativeSqlite(EngineContract):
+    @pytest.fixture
+    def engine(self, sqlite_engine: Engine) -> Engine:
+        return _native(sqlite_engine, "sqlite://" + sqlite_engine.dsn.split("://", 1)[1])
+
+
+class TestNativeMariadb(EngineContract):
+    @pytest.fixture
+    def engine(self, mariadb_engine: Engine) -> Engine:
+        return _native(mariadb_engine, "mysql://" + mariadb_engine.dsn.split("://", 1)[1])
