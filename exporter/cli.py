@@ -506,6 +506,62 @@ def backfill(
     )
 
 
+@main.command()
+@config_option
+@click.option("--prometheus", "url", required=True, help="Prometheus base URL (http://host:9090).")
+@click.option("--windows", type=click.IntRange(1, 10_000), default=24, show_default=True)
+@click.option("--window", "window_text", default="1h", show_default=True, help="Window length.")
+@click.option(
+    "--tolerance", type=float, default=0.0, show_default=True, help="Drift allowed per cell."
+)
+@click.option("--kpi", "only", multiple=True, help="Only this KPI; repeat for several.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option("--timeout", "timeout_text", default="30s", show_default=True, help="Per query.")
+@click.option("--ca-file", type=click.Path(exists=True), help="CA bundle for an https Prometheus.")
+def verify(
+    configs: tuple[Path, ...],
+    url: str,
+    windows: int,
+    window_text: str,
+    tolerance: float,
+    only: tuple[str, ...],
+    fmt: str,
+    timeout_text: str,
+    ca_file: str | None,
+) -> None:
+    """Compare Prometheus' stored counters with the database's rows, window by window; exit 1
+    when any series drifts beyond --tolerance in any of the last --windows closed windows."""
+    from exporter.collection.series import ResultError
+    from exporter.generation.report import PrometheusApi, PrometheusError
+    from exporter.history.verify import render
+    from exporter.history.verify import verify as run_verify
+    from exporter.spec.fields import parse_duration
+
+    spec = load_or_exit(configs).spec
+    try:
+        window, timeout = parse_duration(window_text), parse_duration(timeout_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    unknown = sorted(set(only) - {k.name for k in spec.kpis})
+    if unknown:
+        raise click.BadParameter(f"no KPI named {', '.join(unknown)}", param_hint="--kpi")
+    api = PrometheusApi(url, timeout, ca_file or True)
+    try:
+        cells, skipped = run_verify(
+            spec, api, now=time.time(), windows=windows, window=window, only=only
+        )
+    except PrometheusError as exc:
+        click.echo(f"verify: {exc}", err=True)
+        sys.exit(2)
+    except (QueryError, ResultError) as exc:
+        click.echo(f"verify: database: {exc.message}", err=True)
+        sys.exit(2)
+    click.echo(render(cells, skipped, tolerance, fmt), nl=False)
+    sys.exit(1 if any(abs(c.drift) > tolerance for c in cells) else 0)
+
+
 def _backfill_rules(
     spec: Spec,
     url: str,

@@ -130,6 +130,21 @@ class PrometheusApi:
                     values.append(number)
         return values
 
+    def samples(
+        self, selector: str, seconds: float, at: float
+    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """The raw samples of `selector` over the `seconds` before `at`: each series' labels
+        and its (time, value) pairs, as stored (no extrapolation, no rate)."""
+        expr = f"{selector}[{max(1, math.ceil(seconds))}s]"
+        data = self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
+        return [
+            (
+                dict(series.get("metric") or {}),
+                [(float(t), float(v)) for t, v in series.get("values", [])],
+            )
+            for series in data.get("result") or []
+        ]
+
 
 def _number(text: Any) -> float | None:
     try:

@@ -4,6 +4,7 @@ continues the same series without a reset (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import sqlite3
@@ -72,6 +73,7 @@ class Backend:
 exporter:
   labels: {{service: shop}}
   state_dir: {state}
+  scrape_interval: 10s  # verify allows a row settle + 2 polls + this to reach Prometheus
 databases:
   app: {{dsn: "{self.dsn}"}}
 kpis:
@@ -288,6 +290,37 @@ def test_backfilled_blocks_equal_sql_at_past_instants_and_join_the_live_series(
         resets = prometheus.query(f"resets({window})")
         assert {float(r["value"][1]) for r in resets} == {0.0}, (metric, resets)
 
+    # verify: the last 24 hourly windows in Prometheus agree with the database, series by series
+    honest = run_verify(spec, prometheus.url, "--format", "json")
+    assert honest.returncode == 0, honest.stdout + honest.stderr
+    report = json.loads(honest.stdout)
+    cells = report["cells"]
+    assert report["drifting"] == 0 and len(cells) >= 24 * 3 * len(KINDS), len(cells)
+    assert {c["kpi"] for c in cells} == {"events_total", "event_amount_total", "event_seconds"}
+    assert sum(c["counted"] for c in cells if c["kpi"] == "events_total") > 500
+    # a row inserted into a past window after the backfill: Prometheus never shows it there
+    end = (time.time() // 3600) * 3600
+    backend.insert([(end - 5 * 3600 + 100, "b", 0.3)])
+    drifted = run_verify(spec, prometheus.url)
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    window = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(end - 5 * 3600))
+    flagged = [line for line in drifted.stdout.splitlines() if "DRIFT" in line]
+    for kpi in ("events_total", "event_amount_total", "event_seconds"):
+        assert any(
+            line.startswith(window) and kpi in line and 'kind="b"' in line for line in flagged
+        ), (kpi, window, drifted.stdout)
+    assert all(line.startswith(window) for line in flagged), drifted.stdout
+
+
+def run_verify(spec: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*exporter_command(), "verify", "-c", str(spec), "--prometheus", url, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
 
 class StepGridTimes:
     """The step instants the backfill writes, computed here from --since/--until/--step."""
@@ -326,3 +359,47 @@ def test_demo_prometheus_config_loads_the_generated_rules() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 rule files found" in done.stdout
+
+
+def test_verify_passes_on_live_scraped_data(
+    tmp_path: Path, run_exporter: Callable, run_prometheus: Callable
+) -> None:
+    """Rows written while the exporter polls and Prometheus scrapes: each window's increase
+    equals the rows of the window, up to rows counted within the exporter's lag of an edge."""
+    path = tmp_path / "shop.db"
+    backend = Backend("sqlite", f"sqlite:///{path}", lambda: sqlite3.connect(path))
+    rng = random.Random(4)
+    backend.create([(time.time() - 3600 + i, rng.choice(KINDS), 1.5) for i in range(0, 3600, 9)])
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(backend.spec(tmp_path / "state"))
+    exporter = run_exporter(["-c", str(spec)])
+    exporter.wait_ready()
+    config = {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "kpi-exporter",
+                "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}],
+            }
+        ],
+    }
+    prometheus = run_prometheus(tmp_path / "prometheus", config)
+    prometheus.wait_ready()
+    started = time.time()
+    for _ in range(400):  # rows as they happen, over two 30 s windows after the first scrape
+        backend.insert([(time.time(), rng.choice(KINDS), rng.lognormvariate(0, 1))])
+        time.sleep(0.2)
+        if time.time() > (started // 30 + 3) * 30 + 2:
+            break
+    total = sum(backend.expected(time.time() + 1)["events_total"].values())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # every row counted and scraped
+        result = prometheus.query("sum(events_total)")
+        if result and float(result[0]["value"][1]) == total:
+            break
+        time.sleep(0.5)
+    done = run_verify(spec, prometheus.url, "--windows", "2", "--window", "30s", "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    cells = json.loads(done.stdout)["cells"]
+    assert sum(c["counted"] for c in cells if c["kpi"] == "events_total") > 50
+    assert all(c["drift"] == 0 for c in cells)
