@@ -146,8 +146,9 @@ class KpiPoll:
 
     def retire(self) -> None:
         """A reload replaced or removed this poll: from now on nothing it records reaches the
-        publication or the self-metrics, so a run still in flight cannot bring back the
-        series the reload withdrew. Waits only for a result being recorded right now."""
+        publication, the self-metrics or the state store, so a run still in flight cannot
+        bring back what the reload withdrew or write over its successor's state. Waits only
+        for a result (or a batch's state) being recorded right now."""
         with self._outcome_lock:
             self._retired = True
 
@@ -289,18 +290,21 @@ class KpiPoll:
                 cursor = kept[-1][cursor_index]
                 tiebreak = kept[-1][tiebreak_index] if tiebreak_index is not None else 0
                 applied = len(kept) if count else 0
-                try:
-                    self.store.save(
-                        kpi.name,
-                        kpi.fingerprint(),
-                        cursor,
-                        tiebreak,
-                        self._rows + applied,
-                        staged,
-                    )
-                except Exception as exc:
-                    self.metrics.state_write_errors.inc()
-                    raise PollFailed(None, f"state write failed: {exc}") from None
+                with self._outcome_lock:
+                    if self._retired:  # its successor owns the stored state now
+                        raise PollFailed(None, "replaced by a reload")
+                    try:
+                        self.store.save(
+                            kpi.name,
+                            kpi.fingerprint(),
+                            cursor,
+                            tiebreak,
+                            self._rows + applied,
+                            staged,
+                        )
+                    except Exception as exc:
+                        self.metrics.state_write_errors.inc()
+                        raise PollFailed(None, f"state write failed: {exc}") from None
                 self._totals.merge(staged)
                 self._cursor, self._tiebreak = cursor, tiebreak
                 self._rows += applied

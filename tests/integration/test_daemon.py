@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from exporter.collection.polls import KpiPoll
 from exporter.runtime.daemon import Daemon
 from exporter.sources.base import Rows, Source
 from exporter.spec.loading import load_spec
@@ -155,27 +156,74 @@ class Held:
         return getattr(self.source, name)
 
 
+def run_held(poll: KpiPoll) -> Callable[[], None]:
+    """Start a forced run of `poll` and wait until its query is held; returns the release,
+    which lets the query answer and waits for the run to end."""
+    held = Held(poll.source)
+    poll.source = held
+    running = threading.Thread(target=poll.run, kwargs={"force": True})
+    running.start()
+    assert held.entered.wait(30)
+
+    def release() -> None:
+        held.release.set()
+        running.join(30)
+        assert not running.is_alive()
+
+    return release
+
+
 class TestPollInFlight:
     def test_a_removed_kpi_stays_withdrawn_when_its_running_poll_ends(self, tmp_path: Path) -> None:
         daemon, spec, db = started(tmp_path)
         try:
             assert daemon.poll_all_once()
             poll = daemon.polls["orders"]
-            held = Held(poll.source)
-            poll.source = held
-            running = threading.Thread(target=poll.run, kwargs={"force": True})
-            running.start()
-            assert held.entered.wait(30)
+            release = run_held(poll)
             spec.write_text(
                 SPEC.format(service="a", namespace="", db=db).replace("orders", "sales")
             )
             assert daemon.reload() == (True, [])
-            held.release.set()
-            running.join(30)
-            assert not running.is_alive()
+            release()
             assert b"orders" not in daemon.publication.body(False, False)
             assert not [s for s in own_series(daemon) if ("kpi", "orders") in s[1]]
             assert daemon.poll_all_once()
             assert b'sales{service="a"} 3.0' in daemon.publication.body(False, False)
         finally:
             daemon.stop(grace=0)
+
+    def test_a_replaced_cursor_poll_in_flight_writes_no_state(self, tmp_path: Path) -> None:
+        db = tmp_path / "app.db"
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT)")
+            conn.executemany("INSERT INTO events (kind) VALUES (?)", [("a",), ("b",)])
+        conn.close()
+        spec = tmp_path / "spec.yaml"
+        cursor_spec = (
+            f"exporter: {{state_dir: {tmp_path / 'state'}}}\n"
+            f'databases: {{app: {{dsn: "sqlite:///{db}"}}}}\n'
+            "kpis:\n"
+            "  - {name: events_total, type: counter, database: app, interval: 1m, cursor: id,\n"
+            "     start: earliest, labels: [kind], query: 'SELECT id, kind FROM events\n"
+            "     WHERE id > :cursor{only} ORDER BY id LIMIT :batch'}\n"
+        )
+        spec.write_text(cursor_spec.replace("{only}", ""))
+        daemon = Daemon(load_spec([spec]), [spec])
+        try:
+            poll = daemon.polls["events_total"]
+            release = run_held(poll)
+            # the query changes what it counts: the new poll resets the stored state
+            spec.write_text(cursor_spec.replace("{only}", " AND kind = ''a''"))
+            assert daemon.reload() == (True, [])
+            release()
+            assert daemon.poll_all_once()
+        finally:
+            daemon.stop(grace=0)
+        # a restart publishes what the new query counted, and nothing the old poll read
+        restarted = Daemon(load_spec([spec]), [spec])
+        try:
+            body = restarted.publication.body(False, False)
+            assert b'events_total{kind="a"} 1.0' in body
+            assert b'kind="b"' not in body
+        finally:
+            restarted.stop(grace=0)
