@@ -10,7 +10,7 @@ Where MySQL and MariaDB differ (told apart by the server's version string at con
 - timeout and statement-level read-only: MariaDB prefixes the query with `SET STATEMENT
   max_statement_time=<s>, tx_read_only=1 FOR`, which no earlier query of the session can
   change; MySQL 8 has no such prefix for variables, so `SET SESSION max_execution_time=<ms>,
-  transaction_read_only=1` runs in the query's transaction just before it.
+  transaction_read_only=1` runs just before the query's transaction starts.
 - errors: a timed-out query fails with 1969 on MariaDB, 3024 on MySQL; a killed one with 1317.
 `START TRANSACTION READ ONLY` and `SET SESSION TRANSACTION READ ONLY` read the same on both.
 """
@@ -283,9 +283,10 @@ class MysqlSource:
         except mariadb.Error as exc:
             raise QueryError(reason_of(exc), self._clean(exc)) from None
         keep = False
+        before, statement = timed_statements(sql, timeout, conn.flavour, self.read_only)
         try:
-            conn = self._begin(conn, reused)
-            rows = self._run(conn, sql, values, timeout)
+            conn = self._begin(conn, reused, before)
+            rows = self._run(conn, statement, values, timeout)
             conn.raw.cursor().execute("COMMIT")
             keep = not conn.killed
             return rows
@@ -300,12 +301,13 @@ class MysqlSource:
         finally:
             self._checkin(conn, keep)
 
-    def _begin(self, conn: _Connection, reused: bool) -> _Connection:
-        """Open the query's transaction; a reused connection that the server dropped while it
+    def _begin(self, conn: _Connection, reused: bool, before: list[str]) -> _Connection:
+        """Apply the query's session settings (MySQL: its timeout), then open its transaction,
+        so no setting changes inside it; a reused connection that the server dropped while it
         was idle is replaced once (nothing ran on it yet, so nothing runs twice)."""
-        begin = begin_statement(self.read_only)
+        statements = [*before, begin_statement(self.read_only)]
         try:
-            conn.raw.cursor().execute(begin)
+            self._execute_all(conn, statements)
             return conn
         except mariadb.Error as exc:
             if not reused or reason_of(exc) != "connection":
@@ -313,8 +315,15 @@ class MysqlSource:
         with contextlib.suppress(mariadb.Error):
             conn.raw.close()
         conn = self._open()
-        conn.raw.cursor().execute(begin)
+        self._execute_all(conn, statements)
         return conn
+
+    @staticmethod
+    def _execute_all(conn: _Connection, statements: list[str]) -> None:
+        cursor = conn.raw.cursor()
+        for statement in statements:
+            cursor.execute(statement)
+        cursor.close()
 
     def _rollback(self, conn: _Connection) -> bool:
         try:
@@ -323,11 +332,10 @@ class MysqlSource:
             return False
         return True
 
-    def _run(self, conn: _Connection, sql: str, values: tuple[Any, ...], timeout: float) -> Rows:
-        before, statement = timed_statements(sql, timeout, conn.flavour, self.read_only)
+    def _run(
+        self, conn: _Connection, statement: str, values: tuple[Any, ...], timeout: float
+    ) -> Rows:
         cursor = conn.raw.cursor()
-        for setting in before:
-            cursor.execute(setting)
         guard = threading.Timer(timeout + _KILL_GRACE, self._kill, (conn,))
         guard.daemon = True
         with conn.lock:

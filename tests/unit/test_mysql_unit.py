@@ -220,8 +220,8 @@ class TestMysql8Branch:
         assert [(sql, values) for _, sql, values in mysql8.log] == [
             ("SET NAMES utf8mb4, time_zone = '+00:00'", ()),
             ("SET SESSION TRANSACTION READ ONLY", ()),
-            ("START TRANSACTION READ ONLY", ()),
             ("SET SESSION max_execution_time=1500, transaction_read_only=1", ()),
+            ("START TRANSACTION READ ONLY", ()),
             ("SELECT x AS value FROM t WHERE y > ?", (3,)),
             ("COMMIT", ()),
         ]
@@ -230,7 +230,7 @@ class TestMysql8Branch:
         source(read_only=False).query("SELECT 1", {}, 1)
         statements = [sql for _, sql, _ in mysql8.log]
         assert "SET SESSION TRANSACTION READ ONLY" not in statements
-        assert statements[1] == "START TRANSACTION"
+        assert statements[1:3] == ["SET SESSION max_execution_time=1000", "START TRANSACTION"]
 
     def test_server_timeout_is_a_timeout_and_the_connection_is_reused(
         self, mysql8: FakeServer
