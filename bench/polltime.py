@@ -1,15 +1,19 @@
 """Poll time in-process: kpi-exporter's KpiPoll.run and query-exporter's own poll, against
-the raw psycopg fetch of the same query, runs interleaved so load noise hits all alike."""
+the raw fetch of the same query with the same driver (psycopg, or MariaDB Connector/Python for
+mysql:// DSNs), runs interleaved so load noise hits all alike."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from processes import QE_VENV
@@ -18,7 +22,8 @@ from specs import BenchKpi, kpi_exporter_spec, write_query_exporter_config
 from exporter.collection.polls import KpiPoll
 from exporter.serving.publication import Publication
 from exporter.serving.selfmetrics import SelfMetrics
-from exporter.sources.postgres import PostgresSource
+from exporter.sources.mysql import connect_arguments
+from exporter.sources.registry import open_source
 from exporter.spec.model import Spec
 
 BENCH = Path(__file__).resolve().parent
@@ -38,18 +43,18 @@ def kpi_exporter_poll(dsn: str, kpi: BenchKpi, repeat: int) -> PollTiming:
     spec = Spec.model_validate(kpi_exporter_spec(dsn, [kpi], Path(tempfile.gettempdir())))
     metrics = SelfMetrics()
     publication = Publication(metrics.render)
-    source = PostgresSource("pg", dsn, spec.databases["pg"], spec.exporter.pool_timeout)
+    source = open_source("db", spec.databases["db"], spec.exporter.pool_timeout)
     poll = KpiPoll(spec, spec.kpis[0], source, metrics, publication.publish)
     raw_sql = kpi.query("value")
     walls, cpus, raws = [], [], []
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(raw_sql).fetchall()
+        with raw_fetcher(dsn) as fetch:
+            fetch(raw_sql)
             if not poll.run(force=True):
                 raise RuntimeError(f"poll failed: {poll.status.last_error}")
             for _ in range(repeat):
                 started = time.perf_counter()
-                conn.execute(raw_sql).fetchall()
+                fetch(raw_sql)
                 raws.append(time.perf_counter() - started)
                 wall, cpu = time.perf_counter(), time.process_time()
                 if not poll.run(force=True):
@@ -61,9 +66,12 @@ def kpi_exporter_poll(dsn: str, kpi: BenchKpi, repeat: int) -> PollTiming:
     return PollTiming(statistics.median(walls), statistics.median(cpus), statistics.median(raws))
 
 
-def query_exporter_poll(dsn: str, kpi: BenchKpi, repeat: int, workdir: Path) -> PollTiming:
-    """query-exporter's poll (execute, fetch, metric updates), timed inside its own venv."""
-    config = write_query_exporter_config(workdir / f"qe-poll-{kpi.name}.yaml", dsn, [kpi])
+def query_exporter_poll(
+    dsn: str, kpi: BenchKpi, repeat: int, workdir: Path, qe_dsn: str | None = None
+) -> PollTiming:
+    """query-exporter's poll (execute, fetch, metric updates), timed inside its own venv;
+    `qe_dsn` is the same database as SQLAlchemy names it, when that differs from `dsn`."""
+    config = write_query_exporter_config(workdir / f"qe-poll-{kpi.name}.yaml", qe_dsn or dsn, [kpi])
     raw = _raw(dsn, kpi.query(kpi.name), repeat)
     script = [str(QE_VENV / "bin" / "python"), str(BENCH / "qe_poll.py")]
     done = subprocess.run(
@@ -81,10 +89,32 @@ def query_exporter_poll(dsn: str, kpi: BenchKpi, repeat: int, workdir: Path) -> 
 
 def _raw(dsn: str, sql: str, repeat: int) -> float:
     timings = []
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql).fetchall()
+    with raw_fetcher(dsn) as fetch:
+        fetch(sql)
         for _ in range(repeat):
             started = time.perf_counter()
-            conn.execute(sql).fetchall()
+            fetch(sql)
             timings.append(time.perf_counter() - started)
     return statistics.median(timings)
+
+
+@contextlib.contextmanager
+def raw_fetcher(dsn: str) -> Iterator[Callable[[str], list[Any]]]:
+    """fetch(sql) -> every row, with the driver the exporter uses, on one open connection."""
+    if not dsn.startswith(("mysql://", "mariadb://")):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            yield lambda sql: conn.execute(sql).fetchall()
+        return
+    import mariadb
+
+    conn = mariadb.connect(**connect_arguments(dsn), autocommit=True)
+    cursor = conn.cursor()
+
+    def fetch(sql: str) -> list[Any]:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+
+    try:
+        yield fetch
+    finally:
+        conn.close()

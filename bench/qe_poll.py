@@ -27,10 +27,10 @@ async def _measure(config_path: Path, name: str, repeat: int) -> dict[str, float
     executor = QueryExecutor(config, registry)
     execution = next(e for e in config.queries[name].executions)
     walls, cpus = [], []
-    await executor._execute_query(execution, "pg")  # connect and warm up
+    await executor._execute_query(execution, "db")  # connect and warm up
     for _ in range(repeat):
         wall, cpu = time.perf_counter(), time.process_time()
-        await executor._execute_query(execution, "pg")
+        await executor._execute_query(execution, "db")
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     for database in executor._databases.values():

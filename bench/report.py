@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +34,12 @@ def _size(nbytes: int) -> str:
     return f"{nbytes / 1024:.0f} KiB" if nbytes < 1024 * 1024 else f"{nbytes / 2**20:.1f} MiB"
 
 
+def _cpu(seconds: float) -> str:
+    return "— (polls overran the interval)" if math.isnan(seconds) else f"{seconds:.3f}"
+
+
 def _ratio(theirs: float, ours: float) -> str:
-    return f"{theirs / ours:.1f}x" if ours > 0 else "—"
+    return f"{theirs / ours:.1f}x" if ours > 0 and not math.isnan(theirs) else "—"
 
 
 def gauge_table(results: list[SizeResult]) -> str:
@@ -51,7 +56,7 @@ def gauge_table(results: list[SizeResult]) -> str:
         for name, poll, serving in rows:
             lines.append(
                 f"| {r.series:,} | {name} | {poll.wall:.3f} ({poll.raw:.3f}) "
-                f"| {poll.wall / poll.raw:.1f}x | {serving.cpu_per_poll:.3f} "
+                f"| {poll.wall / poll.raw:.1f}x | {_cpu(serving.cpu_per_poll)} "
                 f"| {_ms(serving.gzip.median)} / {_ms(serving.gzip.p99)} "
                 f"({_size(serving.gzip.size)}{'' if serving.gzip.gzip else ', not gzipped'}) "
                 f"| {_ms(serving.plain.median)} / {_ms(serving.plain.p99)} "
@@ -144,6 +149,29 @@ def verdicts(
         f"| {what} | {value} | {'yes' if ok else '**no**'} |\n" for what, value, ok in checks
     )
     return "".join(lines)
+
+
+def mariadb_verdicts(results: list[SizeResult]) -> str:
+    """The gauge targets again for MariaDB, as rows that continue the verdicts table."""
+    big = max(results, key=lambda r: r.series)
+    n = f"{big.series:,}"
+    ratio = big.ours_poll.wall / big.ours_poll.raw
+    checks = [
+        (f"MariaDB: {n}-series poll ≤ 2x raw fetch", f"{ratio:.1f}x", ratio <= 2.0),
+        (
+            f"MariaDB: {n}-series scrape median < 25 ms (gzip)",
+            f"{_ms(big.ours.gzip.median)} ms",
+            big.ours.gzip.median < 0.025,
+        ),
+        (
+            f"MariaDB: RSS < 120 MiB at {n} series",
+            f"{big.ours.rss_mib:.0f} MiB",
+            big.ours.rss_mib < 120,
+        ),
+    ]
+    return "".join(
+        f"| {what} | {value} | {'yes' if ok else '**no**'} |\n" for what, value, ok in checks
+    )
 
 
 def write_readme(readme: Path, body: str) -> None:

@@ -1,4 +1,5 @@
-"""`make bench`: kpi-exporter against query-exporter and the raw fetch, on PostgreSQL."""
+"""`make bench`: kpi-exporter against query-exporter and the raw fetch, on PostgreSQL and
+MariaDB."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import catchup
+import mariadb_workload
 import polltime
 import psycopg
 import report
@@ -29,13 +31,19 @@ from processes import (
 from specs import BenchKpi, write_kpi_exporter_spec, write_query_exporter_config
 
 DSN = os.environ.get("KPI_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_DSN = os.environ.get("KPI_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
 INTERVAL = 6  # seconds between polls of the gauge KPI, on both exporters
-QE_PACKAGES = ["query-exporter", "psycopg[binary]"]  # SQLAlchemy's postgresql driver
+# SQLAlchemy's postgresql driver, and its MariaDB driver: the one kpi-exporter uses
+QE_PACKAGES = ["query-exporter", "psycopg[binary]", "mariadb<2"]
 
 
 def ensure_query_exporter() -> str:
     """query-exporter in its own venv (bench/.venv-qe), installed when missing; its version."""
     python = QE_VENV / "bin" / "python"
+    has_mariadb = subprocess.run([str(python), "-c", "import mariadb"], capture_output=True)
+    if (QE_VENV / "bin" / "query-exporter").exists() and has_mariadb.returncode != 0:
+        print("installing the MariaDB driver into bench/.venv-qe")
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "mariadb<2"], check=True)
     if not (QE_VENV / "bin" / "query-exporter").exists():
         print(
             f"installing query-exporter into {QE_VENV.relative_to(ROOT)} (not a project dependency)"
@@ -57,19 +65,26 @@ def gauge_kpi(work: workload.Workload, series: int) -> BenchKpi:
     return BenchKpi("bench_gauge", work.gauge_query(series), ("shop", "sku"), interval=INTERVAL)
 
 
-def start(kind: str, kpis: list[BenchKpi], rundir: Path) -> Exporter:
+def start(
+    kind: str, kpis: list[BenchKpi], rundir: Path, dsn: str = DSN, qe_dsn: str = DSN
+) -> Exporter:
     rundir.mkdir(parents=True, exist_ok=True)
     if kind == "kpi-exporter":
-        spec = write_kpi_exporter_spec(rundir / "spec.yaml", DSN, kpis, rundir / "state")
+        spec = write_kpi_exporter_spec(rundir / "spec.yaml", dsn, kpis, rundir / "state")
         return start_kpi_exporter(spec, rundir)
-    config = write_query_exporter_config(rundir / "config.yaml", DSN, kpis)
+    config = write_query_exporter_config(rundir / "config.yaml", qe_dsn, kpis)
     return start_query_exporter(config, rundir)
 
 
 def serve(
-    kind: str, kpis: list[BenchKpi], rundir: Path, args: argparse.Namespace
+    kind: str,
+    kpis: list[BenchKpi],
+    rundir: Path,
+    args: argparse.Namespace,
+    dsn: str = DSN,
+    qe_dsn: str = DSN,
 ) -> serving.Serving:
-    exporter = start(kind, kpis, rundir)
+    exporter = start(kind, kpis, rundir, dsn, qe_dsn)
     try:
         serving.wait_first_poll(exporter, "bench_gauge", timeout=120)
         return serving.measure(exporter, "bench_gauge", INTERVAL, args.scrapes, args.cpu_polls)
@@ -90,15 +105,51 @@ def slow(
         exporter.stop()
 
 
-def machine() -> str:
+def machine(mariadb_version: str | None) -> str:
     with psycopg.connect(DSN) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     load = os.getloadavg()
     return (
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs, "
         f"load average at start {load[0]:.1f}; Python {platform.python_version()}; "
-        f"PostgreSQL {row[0] if row else '?'} on 127.0.0.1"
+        f"PostgreSQL {row[0] if row else '?'}"
+        + (f" and MariaDB {mariadb_version}" if mariadb_version else "")
+        + " on 127.0.0.1"
     )
+
+
+def mariadb_sizes(
+    sizes: list[int], kinds: list[str], workdir: Path, args: argparse.Namespace
+) -> list[report.SizeResult]:
+    """The gauge sizes again on MariaDB: poll against the raw fetch with the same driver (MariaDB
+    Connector/Python), and both exporters serving it (query-exporter through SQLAlchemy's
+    mariadbconnector dialect, the same driver)."""
+    qe_dsn = mariadb_workload.sqlalchemy_url(MYSQL_DSN)
+    work = mariadb_workload.create(MYSQL_DSN)
+    results = []
+    try:
+        for series in sizes:
+            kpi = gauge_kpi(work, series)
+            print(f"[MariaDB {series:,} series] poll timing in-process", flush=True)
+            ours_poll = polltime.kpi_exporter_poll(MYSQL_DSN, kpi, args.poll_repeat)
+            qe_poll = None
+            if "query-exporter" in kinds:
+                qe_poll = polltime.query_exporter_poll(
+                    MYSQL_DSN, kpi, args.poll_repeat, workdir, qe_dsn
+                )
+            served = {}
+            for kind in kinds:
+                print(f"[MariaDB {series:,} series] {kind}: scrapes, memory, CPU", flush=True)
+                rundir = workdir / f"mariadb-{kind}-{series}"
+                served[kind] = serve(kind, [kpi], rundir, args, MYSQL_DSN, qe_dsn)
+            results.append(
+                report.SizeResult(
+                    series, ours_poll, served["kpi-exporter"], qe_poll, served.get("query-exporter")
+                )
+            )
+    finally:
+        mariadb_workload.drop(work)
+    return results
 
 
 def main() -> int:
@@ -110,10 +161,21 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000, help="event rows for catch-up")
     parser.add_argument("--no-query-exporter", action="store_true", help="kpi-exporter only")
     parser.add_argument("--no-readme", action="store_true", help="print, do not record")
+    parser.add_argument("--no-mariadb", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--mariadb-only", action="store_true", help="the MariaDB gauge only (print, no record)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    mariadb_version = None
+    if not args.no_mariadb:
+        try:
+            mariadb_version = mariadb_workload.server_version(MYSQL_DSN)
+        except Exception as exc:  # the driver or the server is missing: say which
+            print(f"MariaDB is not usable at {MYSQL_DSN}: {exc}", file=sys.stderr)
+            return 2
     try:
-        header = machine()
+        header = machine(mariadb_version)
     except psycopg.Error as exc:
         print(f"PostgreSQL is not reachable at {DSN}: {exc}", file=sys.stderr)
         return 2
@@ -121,6 +183,11 @@ def main() -> int:
     kinds = ["kpi-exporter"] + ([] if qe_version is None else ["query-exporter"])
     workdir = Path(tempfile.mkdtemp(prefix="kpi-bench-"))
     print(f"{header}\nquery-exporter {qe_version or 'skipped'}; work dir {workdir}")
+    if args.mariadb_only:
+        maria = mariadb_sizes(sizes, kinds, workdir, args)
+        print("\n" + render_mariadb(maria))
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 0
     print(
         f"creating the workload: a {workload.GAUGE_ROWS:,}-row gauge table, {args.events:,} events"
     )
@@ -153,7 +220,8 @@ def main() -> int:
             catchups.append(catchup.measure(work, variant, args.events, workdir))
     finally:
         workload.drop(work)
-    body = render(header, qe_version, sizes_done, effects, catchups)
+    maria = [] if mariadb_version is None else mariadb_sizes(sizes, kinds, workdir, args)
+    body = render(header, qe_version, sizes_done, effects, catchups, maria)
     print("\n" + body)
     if not args.no_readme:
         report.write_readme(ROOT / "bench" / "README.md", body)
@@ -168,6 +236,7 @@ def render(
     sizes: list[report.SizeResult],
     effects: dict[str, slowquery.SlowQueryEffect],
     catchups: list[catchup.CatchUp],
+    maria: list[report.SizeResult],
 ) -> str:
     return (
         f"Run: {header}; query-exporter {qe_version or 'not run'}.\n\n"
@@ -179,8 +248,18 @@ def render(
         f"{report.slow_table(effects)}\n"
         "**Catch-up of a cursor KPI** (start: earliest, batch 10000, fresh state dir)\n\n"
         f"{report.catchup_table(catchups)}\n"
-        "**Targets**\n\n"
-        f"{report.verdicts(sizes, effects, catchups)}"
+        + (render_mariadb(maria) + "\n" if maria else "")
+        + "**Targets**\n\n"
+        + report.verdicts(sizes, effects, catchups)
+        + (report.mariadb_verdicts(maria) if maria else "")
+    )
+
+
+def render_mariadb(maria: list[report.SizeResult]) -> str:
+    return (
+        f"**Labelled gauge KPI on MariaDB** (the same table and queries; raw fetch and both "
+        f"exporters through MariaDB Connector/Python; poll every {INTERVAL} s)\n\n"
+        f"{report.gauge_table(maria)}"
     )
 
 

@@ -35,13 +35,13 @@ def write_kpi_exporter_spec(path: Path, dsn: str, kpis: list[BenchKpi], state_di
 def kpi_exporter_spec(dsn: str, kpis: list[BenchKpi], state_dir: Path) -> dict[str, Any]:
     return {
         "exporter": {"labels": {"service": SERVICE}, "state_dir": str(state_dir)},
-        "databases": {"pg": {"dsn": dsn, "max_connections": 2}},
+        "databases": {"db": {"dsn": dsn, "max_connections": 2}},
         "kpis": [
             {
                 "name": kpi.name,
                 "help": f"benchmark KPI {kpi.name}",
                 "type": kpi.type,
-                "database": "pg",
+                "database": "db",
                 "interval": f"{kpi.interval}s",
                 "timeout": f"{kpi.timeout}s",
                 "max_series": 200_000,
@@ -58,7 +58,7 @@ def write_query_exporter_config(path: Path, dsn: str, kpis: list[BenchKpi]) -> P
     """query-exporter reads a metric's value from the column named after the metric."""
     config = {
         "databases": {
-            "pg": {
+            "db": {
                 "dsn": dsn,
                 "connection-pool": {"size": 2},  # the same bound as max_connections above
                 "labels": {"service": SERVICE},
@@ -74,7 +74,7 @@ def write_query_exporter_config(path: Path, dsn: str, kpis: list[BenchKpi]) -> P
         },
         "queries": {
             kpi.name: {
-                "databases": ["pg"],
+                "databases": ["db"],
                 "metrics": [kpi.name],
                 "interval": kpi.interval,
                 "timeout": kpi.timeout,
