@@ -320,27 +320,27 @@ class TestExactlyOnce:
 
 
 class TestSettle:
+    @pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
     def test_late_commit_is_counted(
-        self, pg_schema: tuple[str, str], tmp_path: Path, run_exporter: Any
+        self, backend: Backend, tmp_path: Path, run_exporter: Any
     ) -> None:
-        import psycopg
-
-        dsn = pg_schema[0]
-        backend = Backend("postgresql", dsn, lambda: psycopg.connect(dsn), "%s", "TIMESTAMPTZ")
-        backend.setup()
         spec = tmp_path / "spec.yaml"
-        spec.write_text(spec_text(dsn, tmp_path / "state", 50, "timestamptz"))
+        spec.write_text(spec_text(backend.dsn, tmp_path / "state", 50, backend.at.lower()))
         exporter = run_exporter(["-c", str(spec)])
         exporter.wait_ready()
         # a transaction stamps its row now but commits 1.5 s later, after a later row committed
-        late = psycopg.connect(dsn)
-        late.execute("INSERT INTO events (kind, amount, at) VALUES ('late', 1, now())")
-        time.sleep(0.2)
-        backend.insert([("early", 1.0)], age=0)
-        committer = threading.Timer(1.5, late.commit)
-        committer.start()
-        committer.join()
-        late.close()
+        with backend.connect() as late:
+            if backend.name == "mariadb":
+                late.execute("START TRANSACTION")  # its connections are autocommit
+            late.execute(
+                f"INSERT INTO events (kind, amount, at) VALUES ('late', 1, {backend.ph})",
+                (backend.stamp(time.time()),),
+            )
+            time.sleep(0.2)
+            backend.insert([("early", 1.0)], age=0)
+            committer = threading.Timer(1.5, late.commit)
+            committer.start()
+            committer.join()
         samples = wait_for(exporter, lambda s: processed(s, "event_seconds") == 2, timeout=30)
         assert samples[("event_seconds_count", (("kind", "late"),))] == 1
         assert samples[("event_seconds_count", (("kind", "early"),))] == 1
