@@ -65,6 +65,7 @@ test-fast: $(STAMP)
 
 generate: $(STAMP)
 	$(BIN)/kpi-exporter generate rules -c config/demo.yaml -o rules
+	$(BIN)/kpi-exporter generate runbooks -c config/demo.yaml -o runbooks
 	$(BIN)/kpi-exporter generate dashboards -c config/demo.yaml -o dashboards
 
 bench: $(STAMP)

@@ -624,7 +624,7 @@ def state_reset(configs: tuple[Path, ...], kpi: str) -> None:
 
 @main.group()
 def generate() -> None:
-    """Generate Prometheus rules or Grafana dashboards from the spec."""
+    """Generate Prometheus rules, runbooks or Grafana dashboards from the spec."""
 
 
 @generate.command("rules")
@@ -650,6 +650,19 @@ def generate_rules(configs: tuple[Path, ...], output: Path, fmt: str) -> None:
         click.echo(f"cannot generate rules: {exc}", err=True)
         sys.exit(EXIT_SPEC)
     for path in written:
+        click.echo(str(path))
+
+
+@generate.command("runbooks")
+@config_option
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), default=Path("runbooks"), show_default=True
+)
+def generate_runbooks(configs: tuple[Path, ...], output: Path) -> None:
+    """Write one Markdown runbook per generated alert (point exporter.runbook_url at them)."""
+    from exporter.generation.runbooks import render, write
+
+    for path in write(render(load_or_exit(configs).spec), output):
         click.echo(str(path))
 
 

@@ -159,7 +159,11 @@ def test_mixin_conventions(generated: tuple[Spec, Path]) -> None:
             if not expr.startswith("absent(") and alert != "NeverFires":
                 assert "{{" in annotations["description"], alert
             if spec.exporter.runbook_url:
-                assert annotations["runbook_url"] == f"https://runbooks.example.com/{alert}"
+                expected = {
+                    "https://runbooks.example.com/{alertname}": f"https://runbooks.example.com/{alert}",
+                    "runbooks/{alertname}.md": f"runbooks/{alert}.md",  # the demo's pages
+                }[spec.exporter.runbook_url]
+                assert annotations["runbook_url"] == expected
             else:
                 assert "runbook_url" not in annotations
 
