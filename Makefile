@@ -26,12 +26,16 @@ mysql-driver:
 run: $(STAMP)
 	$(BIN)/kpi-exporter run -c config/demo.yaml --simulate
 
-# promtool, amtool and chromium come from Debian's packages; installed when missing and we are root.
+# promtool, amtool, pgbouncer and chromium come from Debian's packages; installed when missing and we are root.
 system-deps:
 	@command -v promtool >/dev/null && command -v amtool >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null; } || \
 	  echo "promtool/amtool unavailable: their tests will skip (fail under CI=true)"
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null; } || \
+	  echo "pgbouncer unavailable: the PgBouncer tests will skip (fail under CI=true)"
 	@command -v chromium >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \

@@ -1,12 +1,18 @@
-"""PostgresSource: a psycopg-pool per database, read-only sessions, server-side timeouts."""
+"""PostgresSource: a psycopg-pool per database, read-only sessions, server-side timeouts.
+
+Behind PgBouncer in transaction pooling (`pgbouncer: true`, or detected) a connection is a
+different server session in each transaction: no startup `options` (PgBouncer refuses them),
+no prepared statements, and every setting is per transaction, which they already are here."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
 from collections.abc import Mapping
+from logging import INFO
 from typing import Any, ClassVar
 
 import psycopg
@@ -14,6 +20,7 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from exporter.log import event
 from exporter.sources.base import (
     APPLICATION_NAME,
     DemoDialect,
@@ -33,6 +40,8 @@ logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 _BEGIN = "SELECT set_config('statement_timeout', %s, true)"
 _BEGIN_READ_ONLY = _BEGIN + ", set_config('transaction_read_only', 'on', true)"
 _CANCEL_GRACE = 1.0  # after the server-side timeout, cancel from the client too
+# PgBouncer's reply to a startup packet carrying `options` (unless ignore_startup_parameters)
+_REFUSED_OPTIONS = "unsupported startup parameter: options"
 
 
 def _cancel(conn: psycopg.Connection[Any]) -> None:
@@ -58,28 +67,27 @@ class PostgresSource:
         self._secrets = dsn_secrets(dsn)
         self._connect_error: str | None = None
         self._running: RunningQueries[psycopg.Connection[Any]] = RunningQueries(_cancel)
+        try:
+            self._dsn_options = str(conninfo_to_dict(dsn).get("options") or "")
+        except psycopg.Error:
+            self._dsn_options = ""  # a malformed DSN fails at connect, with a redacted message
+        self.pgbouncer: bool | None = database.pgbouncer  # None: not known yet, detect it
         source = self
 
         class _Connection(psycopg.Connection):
-            """Records why the last connection attempt failed, so waits are told apart."""
+            """Records why the last connection attempt failed, so waits are told apart; in
+            detection mode, finds out whether PgBouncer stands in front of the server."""
 
             @classmethod
             def connect(cls, *args: Any, **kwargs: Any) -> Any:
                 try:
-                    conn = super().connect(*args, **kwargs)
+                    conn = source._connect(functools.partial(super().connect, *args), kwargs)
                 except psycopg.Error as exc:
                     source._connect_error = source._clean(exc)
                     raise
                 source._connect_error = None
                 return conn
 
-        # keyword arguments replace the DSN's own `options` (e.g. a search_path): extend them
-        try:
-            options = str(conninfo_to_dict(dsn).get("options") or "")
-        except psycopg.Error:
-            options = ""  # a malformed DSN fails at connect, with a redacted message
-        if database.read_only:
-            options = f"{options} -c default_transaction_read_only=on".strip()
         self.pool: ConnectionPool[Any] = ConnectionPool(
             dsn,
             connection_class=_Connection,
@@ -94,7 +102,6 @@ class PostgresSource:
             kwargs={
                 "application_name": APPLICATION_NAME,
                 "connect_timeout": max(1, round(database.connect_timeout)),
-                "options": options,
                 "autocommit": True,
                 "keepalives": 1,
                 "keepalives_idle": 10,
@@ -103,6 +110,35 @@ class PostgresSource:
             },
         )
         self.pool.open(wait=False)
+
+    def _connect(self, connect: Any, kwargs: dict[str, Any]) -> psycopg.Connection[Any]:
+        """A new connection, made the way PgBouncer needs when it is (or turns out) there."""
+        if self.pgbouncer:
+            return connect(**kwargs, prepare_threshold=None, options=self._dsn_options)
+        options = self._dsn_options
+        if self.read_only:
+            options = f"{options} -c default_transaction_read_only=on".strip()
+        try:
+            conn = connect(**kwargs, options=options)
+        except psycopg.OperationalError as exc:
+            if self.pgbouncer is None and _REFUSED_OPTIONS in str(exc):
+                self._found_pgbouncer("it refused the startup parameter options")
+                return self._connect(connect, kwargs)
+            raise
+        if self.pgbouncer is None:
+            # PgBouncer hands its clients a key of its own, not the server process id
+            server_pid = conn.execute("SELECT pg_backend_pid()").fetchone()
+            if server_pid is None or server_pid[0] != conn.info.backend_pid:
+                conn.prepare_threshold = None
+                self._found_pgbouncer("the connection's process id is not the server's")
+            else:
+                self.pgbouncer = False
+        return conn
+
+    def _found_pgbouncer(self, why: str) -> None:
+        if not self.pgbouncer:
+            self.pgbouncer = True
+            event(INFO, "pgbouncer_detected", database=self.name, why=why)
 
     def _clean(self, exc: BaseException) -> str:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

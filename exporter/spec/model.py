@@ -59,6 +59,9 @@ class Database(Strict):
     max_connections: int = Field(2, ge=1, le=100)
     read_only: bool = True
     connect_timeout: Duration = 5.0
+    pgbouncer: bool | None = Field(
+        None, description="PostgreSQL behind PgBouncer in transaction pooling; unset: detected"
+    )
 
     @model_validator(mode="after")
     def _one_dsn(self) -> Database:
