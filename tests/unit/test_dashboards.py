@@ -710,8 +710,14 @@ class TestLinterRules:
                 for target in panel["targets"]:
                     where = f"{panel['title']}: {target['expr']}"
                     for sel in selectors(target["expr"]):
+                        ratio_window = (
+                            panel["type"] in ("gauge", "stat")
+                            and " / " in target["expr"]
+                            and re.fullmatch(r"\d+[mh]", sel.range or "") is not None
+                        )
                         if sel.function in ("rate", "irate"):
-                            assert sel.range == "$__rate_interval", where
+                            # a ratio's gauge and target stat read the window its alerts use
+                            assert sel.range == "$__rate_interval" or ratio_window, where
                         if sel.range == "$__rate_interval":
                             assert sel.function in ("rate", "irate", "increase"), where
                         if sel.function == "increase":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from exporter.generation.promql import histogram_quantile, kpi_value, quote
+from exporter.generation.promql import duration, histogram_quantile, kpi_value, quote
 from exporter.spec.labels import ratio_labels
 from exporter.spec.model import Kpi, Ratio, Spec
 
@@ -37,8 +37,11 @@ def rate(metric_selector: str) -> str:
 
 
 def value(spec: Spec, item: Kpi | Ratio) -> str:
-    """The KPI's or ratio's one value (target panels), over the dashboard's $job/$instance."""
-    return kpi_value(spec, item, selector(""), "$__rate_interval")
+    """The KPI's or ratio's one value (target panels), over the dashboard's $job/$instance.
+    A ratio is read over its own window, the one its alerts judge, so that the gauge turns
+    colour when its alert does."""
+    window = duration(item.window) if isinstance(item, Ratio) else "$__rate_interval"
+    return kpi_value(spec, item, selector(""), window)
 
 
 def increase_over_range(metric_selector: str) -> str:
