@@ -143,21 +143,26 @@ class Site:
         from exporter.conventions import format_duration
         from exporter.serving import statuspage
 
-        rows = [
-            statuspage.KpiRow(
-                name=name,
-                type=poll.kpi.type + (" (cursor)" if poll.kpi.cursor else ""),
-                database=poll.database,
-                schedule=poll.kpi.schedule or f"every {format_duration(poll.kpi.period)}",
-                state=poll.status.state,
-                last_run=poll.status.last_run,
-                duration=poll.status.last_duration,
-                series=poll.status.series,
-                next_run=self.daemon.schedule.next_run(name),
-                error=poll.status.last_error,
+        rows = []
+        for name, poll in sorted(self.daemon.polls.items()):
+            recent = poll.status.recent.points()
+            rows.append(
+                statuspage.KpiRow(
+                    name=name,
+                    type=poll.kpi.type + (" (cursor)" if poll.kpi.cursor else ""),
+                    database=poll.database,
+                    schedule=poll.kpi.schedule or f"every {format_duration(poll.kpi.period)}",
+                    state=poll.status.state,
+                    last_run=poll.status.last_run,
+                    duration=poll.status.last_duration,
+                    series=poll.status.series,
+                    next_run=self.daemon.schedule.next_run(name),
+                    error=poll.status.last_error,
+                    values=[(p.at, p.total) for p in recent if p.total is not None],
+                    durations=[(p.at, p.duration) for p in recent],
+                    target=poll.kpi.target.value if poll.kpi.target else None,
+                )
             )
-            for name, poll in sorted(self.daemon.polls.items())
-        ]
         links = [("metrics", "/metrics"), ("ready", "/ready"), ("health", "/health")]
         links += [(name, f"/generated/{name}") for name in sorted(self.generated_files())]
         return statuspage.render(rows, links)

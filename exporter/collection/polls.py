@@ -6,11 +6,12 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from logging import INFO, WARNING
 from typing import Any
 
 from exporter.collection.binding import bind_params
+from exporter.collection.recent import RecentPolls
 from exporter.collection.series import ResultError, Shape, render_plain
 from exporter.collection.state import CursorState, StateStore
 from exporter.collection.totals import Totals
@@ -39,6 +40,7 @@ class PollStatus:
     failures: int = 0
     retry_at: float = 0.0
     series: int = 0
+    recent: RecentPolls = field(default_factory=RecentPolls)
 
 
 def complete_rows(
@@ -350,6 +352,7 @@ class KpiPoll:
         status.failures = 0
         status.retry_at = 0.0
         status.series = snapshot.series
+        status.recent.record(now, snapshot.total, status.last_duration)
         self.metrics.kpi_up.labels(self.kpi.name).set(1)
         self.metrics.last_success.labels(self.kpi.name).set(status.last_success)
         self.metrics.series.labels(self.kpi.name).set(snapshot.series)
@@ -363,6 +366,7 @@ class KpiPoll:
         status.last_duration = time.monotonic() - started
         status.last_error = failure.message
         status.last_reason = failure.reason or "internal"
+        status.recent.record(now, None, status.last_duration)
         status.failures += 1
         # the exponent is bounded: 2**1024 would overflow a float after days of failures
         doublings = min(status.failures - 1, 32)

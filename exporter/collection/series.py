@@ -112,25 +112,29 @@ def render_plain(
     skipped = 0
     fast = _fast_samples(shape, rows.rows, counter=kpi.type == "counter")
     if fast is not None:
-        lines.append(fast)
+        samples, total = fast
+        lines.append(samples)
         seen_count = len(rows.rows)
     else:
-        seen_count = _samples(shape, rows, kpi, lines)
+        seen_count, total = _samples(shape, rows, kpi, lines)
         skipped = len(rows.rows) - seen_count
     text = "".join(lines)
+    om = None
     if kpi.type == "counter":
         om_header = family_header(metric.removesuffix("_total"), "counter", kpi.help, True)
         om = om_header + text[len(lines[0]) :]
-        return Snapshot.build(kpi.name, seen_count, taken_at, text, om), skipped
-    return Snapshot.build(kpi.name, seen_count, taken_at, text, None), skipped
+    return Snapshot.build(kpi.name, seen_count, taken_at, text, om, total), skipped
 
 
 _NUMBER_TYPES = frozenset((float, int, Decimal, bool))
 
 
-def _fast_samples(shape: Shape, rows: Sequence[tuple[Any, ...]], counter: bool) -> str | None:
+def _fast_samples(
+    shape: Shape, rows: Sequence[tuple[Any, ...]], counter: bool
+) -> tuple[str, float] | None:
     """Sample lines of the common result (string labels, finite numbers, unique label sets),
-    built a column at a time; None sends the rows through the general per-row path."""
+    built a column at a time, and their values' sum; None sends the rows through the general
+    per-row path."""
     if not rows or shape.value_index is None:
         return None
     raw_values = list(map(itemgetter(shape.value_index), rows))
@@ -146,7 +150,7 @@ def _fast_samples(shape: Shape, rows: Sequence[tuple[Any, ...]], counter: bool) 
     if not shape.label_index:
         if len(rows) != 1:
             return None  # several rows without labels collide: the general path says so
-        return f"{shape.metric}{shape.labels(())} {values[0]!r}\n"
+        return f"{shape.metric}{shape.labels(())} {values[0]!r}\n", total
     opening = shape.metric + "{" + "".join(c + "," for c in shape.const)
     blocks: list[str] = []
     for position, (index, prefix) in enumerate(
@@ -166,16 +170,19 @@ def _fast_samples(shape: Shape, rows: Sequence[tuple[Any, ...]], counter: bool) 
             blocks = [b + separator + value for b, value in zip(blocks, column, strict=True)]
     if len(set(blocks)) != len(rows):
         return None  # duplicate label sets: the general path names them
-    return "".join([f'{b}"}} {value!r}\n' for b, value in zip(blocks, values, strict=True)])
+    lines = [f'{b}"}} {value!r}\n' for b, value in zip(blocks, values, strict=True)]
+    return "".join(lines), total
 
 
-def _samples(shape: Shape, rows: Rows, kpi: Kpi, lines: list[str]) -> int:
-    """The general path, one row at a time; returns the number of series rendered."""
+def _samples(shape: Shape, rows: Rows, kpi: Kpi, lines: list[str]) -> tuple[int, float]:
+    """The general path, one row at a time; returns the number of series rendered and the
+    sum of their values."""
     assert shape.value_index is not None
     seen: set[str] = set()
     value_index = shape.value_index
     value_column = kpi.value_column or "value"
     metric = shape.metric
+    total = 0.0
     for row in rows.rows:
         raw = row[value_index]
         if raw is None:
@@ -189,8 +196,9 @@ def _samples(shape: Shape, rows: Rows, kpi: Kpi, lines: list[str]) -> int:
                 f"two rows have the same labels {labels}; label columns must be unique"
             )
         seen.add(labels)
+        total += value
         lines.append(f"{metric}{labels} {format_value(value)}\n")
-    return len(seen)
+    return len(seen), total
 
 
 def render_preaggregated(
@@ -235,7 +243,9 @@ def render_preaggregated(
         lines.append(f"{metric}_count{labels} {format_value(buckets[math.inf])}\n")
         if key in sums:
             lines.append(f"{metric}_sum{labels} {format_value(sums[key])}\n")
-    return Snapshot.build(kpi.name, len(groups), taken_at, "".join(lines), None), skipped
+    total = sum(buckets[math.inf] for buckets in groups.values())
+    snapshot = Snapshot.build(kpi.name, len(groups), taken_at, "".join(lines), None, total)
+    return snapshot, skipped
 
 
 def _bound(value: Any) -> float:

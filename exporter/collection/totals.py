@@ -199,4 +199,10 @@ class Totals:
                 text.extend(lines)
                 om.extend(lines)
                 om.append(f"{metric}_created{labels} {format_value(entry.created)}\n")
-        return Snapshot.build(kpi.name, len(self.series), taken_at, "".join(text), "".join(om))
+        if kpi.type == "counter":
+            total = sum(entry.value for entry in self.series.values())
+        else:
+            total = sum(entry.count for entry in self.series.values())
+        return Snapshot.build(
+            kpi.name, len(self.series), taken_at, "".join(text), "".join(om), float(total)
+        )

@@ -175,6 +175,7 @@ class TestTotals:
         om = list(om_parse(snapshot.openmetrics.decode() + "# EOF\n"))
         created = [s for s in om[0].samples if s.name == "job_seconds_created"]
         assert created[0].value == 1000.0
+        assert snapshot.total == 4  # a histogram's chart total is its count
 
     def test_staging_leaves_totals_untouched(self) -> None:
         kpi = make_kpi(
@@ -192,6 +193,29 @@ class TestTotals:
         totals.merge(staged)
         again = totals.stage(shape, rows.rows, 0)
         assert totals.series[("q",)].value == 2 and again[("q",)].value == 4
+
+
+class TestSnapshotTotal:
+    """The status page's chart total: the sum of the published samples, whichever path."""
+
+    def test_fast_path_sums_the_values(self) -> None:
+        rows = Rows(("queue", "value"), [("a", 2), ("b", 3.5), ("c", Decimal("0.25"))])
+        snapshot, _ = render_plain(make_kpi(), "queue_depth", {}, rows, 0)
+        assert snapshot.total == 5.75
+
+    def test_general_path_skips_nulls(self) -> None:
+        rows = Rows(("queue", "value"), [("a", 2), ("b", None), (None, 4)])
+        snapshot, skipped = render_plain(make_kpi(), "queue_depth", {}, rows, 0)
+        assert skipped == 1 and snapshot.total == 6
+
+    def test_preaggregated_histogram_sums_the_inf_buckets(self) -> None:
+        kpi = make_kpi(name="wait_seconds", type="histogram")
+        rows = Rows(
+            ("queue", "le", "value"),
+            [("a", 1, 2), ("a", "+Inf", 5), ("b", 1, 1), ("b", "+Inf", 7)],
+        )
+        snapshot, _ = render_plain(kpi, "wait_seconds", {}, rows, 0)
+        assert snapshot.total == 12
 
 
 class TestPublication:
