@@ -18,6 +18,7 @@ from exporter.serving.publication import Publication
 from exporter.serving.selfmetrics import SelfMetrics
 from exporter.sources.base import QueryError, Source
 from exporter.sources.registry import open_source
+from exporter.sources.rotation import DsnFileSource
 from exporter.spec.loading import LoadedSpec, SpecError, load_spec
 from exporter.spec.model import Database, Kpi, Spec
 
@@ -33,6 +34,7 @@ class _Build:
     polls: dict[str, KpiPoll]  # every KPI's poll: kept running ones and `built`
     built: list[KpiPoll]  # the new polls, not yet scheduled
     store: StateStore | None
+    rotated: dict[str, tuple[str, Source]]  # unchanged databases whose dsn_file says another DSN
 
 
 class Daemon:
@@ -77,6 +79,7 @@ class Daemon:
 
     def _build(self, spec: Spec) -> _Build:
         opened: dict[str, Source] = {}
+        rotated: dict[str, tuple[str, Source]] = {}
         store = self.store
         try:
             if store is None and any(k.cursor for k in spec.kpis):
@@ -84,6 +87,10 @@ class Daemon:
             for name, database in spec.databases.items():
                 if name not in self.sources or self._source_config.get(name) != database:
                     opened[name] = open_source(name, database, spec.exporter.pool_timeout)
+                elif isinstance(current := self.sources[name], DsnFileSource):
+                    fresh = current.reread()  # the same config, maybe a rotated password
+                    if fresh is not None:
+                        rotated[name] = fresh
             sources = {name: opened.get(name) or self.sources[name] for name in spec.databases}
             polls: dict[str, KpiPoll] = {}
             built: list[KpiPoll] = []
@@ -104,12 +111,12 @@ class Daemon:
                 polls[kpi.name] = poll
                 built.append(poll)
         except BaseException:
-            for source in opened.values():
+            for source in [*opened.values(), *(fresh for _, fresh in rotated.values())]:
                 source.close()
             if store is not None and store is not self.store:
                 store.close()
             raise
-        return _Build(spec, sources, polls, built, store)
+        return _Build(spec, sources, polls, built, store, rotated)
 
     def _swap(self, new: _Build) -> None:
         """Put a built spec in force; nothing here can fail on bad input."""
@@ -131,6 +138,10 @@ class Daemon:
             if kpi is None:
                 self.metrics.forget(name, poll.database)
         retired = [s for name, s in self.sources.items() if new.sources.get(name) is not s]
+        for name, fresh in new.rotated.items():
+            source = new.sources[name]
+            assert isinstance(source, DsnFileSource)
+            source.install(fresh, why="reload")  # its polls go on, on the new connections
         self.sources = new.sources
         self._source_config = dict(spec.databases)
         self.store = new.store

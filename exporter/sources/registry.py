@@ -13,6 +13,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import cast
 
 from exporter.sources.base import Backend, QueryError, Source, resolve_dsn
+from exporter.sources.rotation import DsnFileSource
 from exporter.spec.model import Database
 
 ENTRY_POINT_GROUP = "kpi_exporter.sources"
@@ -133,12 +134,22 @@ def backend_for(dsn: str) -> type[Backend]:
 def open_source(name: str, database: Database, pool_timeout: float) -> Source:
     """The Source for a spec database; connections are made lazily, never here.
 
+    A `dsn_file` database gets a DsnFileSource, which follows the file when its DSN changes.
     Raises QueryError (reason connection) naming the database when its DSN file cannot be
     read or no backend serves its DSN.
     """
+
+    def open_dsn(dsn: str) -> Source:
+        try:
+            backend = backend_for(dsn)
+        except QueryError as exc:
+            raise QueryError(exc.reason, f"database {name}: {exc.message}") from None
+        return backend(name, dsn, database, pool_timeout)
+
     try:
         dsn = resolve_dsn(database)
-        backend = backend_for(dsn)
     except QueryError as exc:
         raise QueryError(exc.reason, f"database {name}: {exc.message}") from None
-    return backend(name, dsn, database, pool_timeout)
+    if database.dsn_file is not None:
+        return DsnFileSource(name, database, dsn, open_dsn)
+    return open_dsn(dsn)
