@@ -340,7 +340,7 @@ def check(configs: tuple[Path, ...], connect: bool) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv"]),
+    type=click.Choice(["table", "json", "csv", "html"]),
     default="table",
     show_default=True,
 )
@@ -358,6 +358,7 @@ def report(
     import time
 
     from exporter.generation.report import PrometheusApi, PrometheusError, build_report, render
+    from exporter.generation.report_html import render_html
     from exporter.spec.fields import parse_duration
 
     spec = load_or_exit(configs).spec
@@ -371,7 +372,7 @@ def report(
     except PrometheusError as exc:
         click.echo(f"report: {exc}", err=True)
         sys.exit(1)
-    click.echo(render(result, fmt), nl=False)
+    click.echo(render_html(result) if fmt == "html" else render(result, fmt), nl=False)
 
 
 def _target_labels(pairs: Sequence[str]) -> dict[str, str]:

@@ -14,7 +14,8 @@ PAD = 2.0  # keeps the stroke of a line on the edge inside the picture
 class Frame:
     """Maps (time, value) to pixels: time left to right over the points' span, value bottom
     to top over the values' range (widened to hold the target). A single instant or a flat
-    line sits in the middle."""
+    line sits in the middle. `span` (start, end) fixes the time axis, e.g. to a report's
+    window, so a gap in the data shows as one."""
 
     def __init__(
         self,
@@ -22,10 +23,11 @@ class Frame:
         width: float,
         height: float,
         target: float | None = None,
+        span: tuple[float, float] | None = None,
     ) -> None:
         self.points = [(t, v) for t, v in points if math.isfinite(v)]
         values = [v for _, v in self.points] + ([] if target is None else [target])
-        times = [t for t, _ in self.points] or [0.0]
+        times = list(span) if span else [t for t, _ in self.points] or [0.0]
         self.t0, t_span = times[0], times[-1] - times[0]
         self.low = min(values, default=0.0)
         v_span = max(values, default=0.0) - self.low
@@ -55,10 +57,11 @@ def line_chart(
     target: float | None = None,
     label: str = "",
     css_class: str = "chart",
+    span: tuple[float, float] | None = None,
 ) -> str:
     """An <svg> of the points as one polyline, with a dashed target line when given.
     `label` becomes its accessible title (the caller has escaped it)."""
-    frame = Frame(points, width, height, target)
+    frame = Frame(points, width, height, target, span)
     coordinates = frame.coordinates()
     parts = [
         f'<svg class="{css_class}" width="{width}" height="{height}" '

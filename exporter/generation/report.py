@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import requests
@@ -40,6 +40,8 @@ class ReportRow:
     average: float | None
     maximum: float | None
     expr: str
+    # the range query's (time, value) pairs over the report window: the HTML report's chart
+    points: tuple[tuple[float, float], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Report:
     at: float
     range_seconds: float
     rows: tuple[ReportRow, ...]
+    step: float = 0.0  # of the range queries behind each row's points
 
     def summary(self) -> str:
         counts: dict[str, int] = {}
@@ -116,19 +119,19 @@ class PrometheusApi:
             raise PrometheusError(f"{expr!r} returned {len(result)} series, expected one")
         return _number(result[0]["value"][1])
 
-    def range(self, expr: str, start: float, end: float, step: float) -> list[float]:
-        """The values of `expr` between start and end (one series), NaN left out."""
+    def range(self, expr: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
+        """The (time, value) pairs of `expr` between start and end (one series), NaN left out."""
         data = self._get(
             "/api/v1/query_range",
             {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"},
         )
-        values: list[float] = []
+        points: list[tuple[float, float]] = []
         for series in data.get("result") or []:
-            for _, text in series.get("values", []):
+            for stamp, text in series.get("values", []):
                 number = _number(text)
                 if number is not None:
-                    values.append(number)
-        return values
+                    points.append((float(stamp), number))
+        return points
 
     def samples(
         self, selector: str, seconds: float, at: float
@@ -199,7 +202,8 @@ def build_report(spec: Spec, api: PrometheusApi, range_seconds: float, at: float
         expr = expression(spec, item)
         current = api.instant(expr, at)
         previous = api.instant(expr, at - range_seconds)
-        series = api.range(expr, at - range_seconds, at, step)
+        points = api.range(expr, at - range_seconds, at, step)
+        series = [v for _, v in points]
         direction, change = trend(current, previous)
         target = item.target
         towards = None
@@ -221,9 +225,10 @@ def build_report(spec: Spec, api: PrometheusApi, range_seconds: float, at: float
                 average=sum(series) / len(series) if series else None,
                 maximum=max(series) if series else None,
                 expr=expr,
+                points=tuple(points),
             )
         )
-    return Report(api.url, at, range_seconds, tuple(rows))
+    return Report(api.url, at, range_seconds, tuple(rows), step)
 
 
 def _fmt(value: float | None) -> str:
@@ -231,7 +236,7 @@ def _fmt(value: float | None) -> str:
 
 
 def render(report: Report, fmt: str) -> str:
-    """The report as an aligned table, JSON, or CSV (one row per KPI)."""
+    """The report as an aligned table, JSON, or CSV (one row per KPI); HTML is report_html's."""
     if fmt == "json":
         data = {
             "prometheus": report.prometheus,
@@ -243,7 +248,7 @@ def render(report: Report, fmt: str) -> str:
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
     if fmt == "csv":
         out = io.StringIO()
-        fields = list(ReportRow.__dataclass_fields__)
+        fields = [name for name in ReportRow.__dataclass_fields__ if name != "points"]
         writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for row in report.rows:
@@ -251,6 +256,7 @@ def render(report: Report, fmt: str) -> str:
                 {
                     k: _fmt(v) if isinstance(v, float) else ("" if v is None else v)
                     for k, v in asdict(row).items()
+                    if k != "points"
                 }
             )
         return out.getvalue()

@@ -79,3 +79,9 @@ def test_status_page_row_carries_both_charts_and_escapes_the_name():
     assert 'points="2.0,30.0 80.0,16.0 158.0,2.0"' in page
     assert 'points="2.0,18.0 158.0,2.0"' in page
     assert 'class="target"' in page
+
+
+def test_span_fixes_the_time_axis_so_a_gap_shows():
+    # window 0..100 over 100 inner px: points at t=50 and t=100 start halfway across
+    svg = line_chart([(50.0, 0.0), (100.0, 10.0)], width=104, height=44, span=(0.0, 100.0))
+    assert _points_attr(svg) == "52.0,42.0 102.0,2.0"
