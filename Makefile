@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck security check-generated generate bench soak audit clean system-deps mysql-driver
+.PHONY: run test test-fast mutation lint typecheck security check-generated generate bench soak audit clean system-deps mysql-driver
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,8 @@ system-deps:
 	  echo "chromium unavailable: the status page browser test will skip (fail under CI=true)"
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests $(wildcard bench)
-	$(BIN)/ruff format --check exporter tests $(wildcard bench)
+	$(BIN)/ruff check exporter tests $(wildcard bench) $(wildcard tools)
+	$(BIN)/ruff format --check exporter tests $(wildcard bench) $(wildcard tools)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
@@ -66,6 +66,11 @@ test: $(STAMP) system-deps lint typecheck security
 # without the few tests marked slow (fuzzing); `make test` runs those.
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -ra -m 'not slow' tests/unit tests/integration $(PYTEST_ARGS)
+
+# Mutation testing of the modules that turn rows into numbers and numbers into rules, against
+# their fast unit tests (tools/mutation.py; about 10 minutes on 2 cores); not part of `make test`.
+mutation: $(STAMP)
+	$(BIN)/python tools/mutation.py -v $(MUTATION_ARGS)
 
 generate: $(STAMP)
 	$(BIN)/kpi-exporter generate rules -c config/demo.yaml -o rules
