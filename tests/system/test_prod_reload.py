@@ -284,5 +284,5 @@ def test_reload_endpoint_needs_the_lifecycle_flag_and_sighup_does_not(
     wait_until(
         lambda: _value(exporter.metrics(), 'added_gauge{service="prodtest"}') == 9.0,
         30,
-        "SIGHUP to load the added KPI",
+        what="SIGHUP to load the added KPI",
     )
