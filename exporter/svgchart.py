@@ -42,7 +42,8 @@ class Frame:
 
     def coordinates(self) -> list[tuple[float, float]]:
         x0, t0, x_per = self.x_start, self.t0, self.x_per
-        return [(x0 + (t - t0) * x_per, self.y(v)) for t, v in self.points]
+        y0, low, y_per = self.y_bottom, self.low, self.y_per
+        return [(x0 + (t - t0) * x_per, y0 - (v - low) * y_per) for t, v in self.points]
 
 
 def polyline(coordinates: Sequence[tuple[float, float]]) -> str:
