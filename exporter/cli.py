@@ -390,17 +390,16 @@ def _target_labels(pairs: Sequence[str]) -> dict[str, str]:
 class _Progress:
     """One rewritten line on a terminal: steps written, rows read, rate and time left."""
 
-    def __init__(self, total: int) -> None:
-        self.total = total
+    def __init__(self) -> None:
         self.started = time.monotonic()
 
-    def __call__(self, done: int, rows: int) -> None:
+    def __call__(self, done: int, total: int, rows: int) -> None:
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        left = elapsed * (self.total - done) / done if done else 0.0
+        left = elapsed * (total - done) / done if done else 0.0
         click.echo(
-            f"\r  steps {done}/{self.total} ({100 * done / self.total:.0f}%)  rows {rows:,}"
+            f"\r  steps {done}/{total} ({100 * done / total:.0f}%)  rows {rows:,}"
             f" ({rows / elapsed:,.0f}/s)  left {left:.0f}s   ",
-            nl=done >= self.total,
+            nl=done >= total,
             err=True,
         )
 
@@ -482,7 +481,6 @@ def backfill(
                 raise click.UsageError("--rules needs --prometheus URL")
             _backfill_rules(spec, url, since, until, step, output, backfill_rules)
             return
-        steps = int((until - since) // step) + 1
         summary = run_backfill(
             spec,
             since=since,
@@ -493,7 +491,7 @@ def backfill(
             output=output,
             fmt=fmt,  # type: ignore[arg-type]
             reorder=reorder,
-            progress=_Progress(steps) if sys.stderr.isatty() else None,
+            progress=_Progress() if sys.stderr.isatty() else None,
         )
     except BackfillError as exc:
         click.echo(f"backfill: {exc}", err=True)

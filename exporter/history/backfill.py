@@ -30,7 +30,7 @@ BLOCK_SECONDS = 7200  # promtool's (and Prometheus') default block range
 PROMTOOL_WORKERS = 4
 Format = Literal["blocks", "openmetrics"]
 Replay = CursorReplay | QueryReplay
-Progress = Callable[[int, int], None]  # (steps written, rows read)
+Progress = Callable[[int, int, int], None]  # (steps written, steps in all, rows read)
 
 
 class BackfillError(Exception):
@@ -185,7 +185,7 @@ def _write_windows(
                 summary.files.append(path)
             start = end
             if progress is not None:
-                progress(end, sum(r.rows_read for r in replays))
+                progress(end, grid.count, sum(r.rows_read for r in replays))
         for job in converting:
             job.result()
     if promtool:

@@ -87,7 +87,7 @@ class StepGrid:
 
 def stamp(seconds: float) -> str:
     """An OpenMetrics timestamp: seconds, without a fraction when whole."""
-    return str(int(seconds)) if seconds.is_integer() else repr(seconds)
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
 def event_seconds(value: Any, column: str) -> float:
@@ -133,6 +133,7 @@ class CursorReplay:
         self.used = placeholders(kpi.query)
         self.clean = Totals(kpi)  # the rows before the first one not yet due, in cursor order
         self.tail: deque[tuple[int, Sequence[tuple[Any, ...]]]] = deque()  # (step, run) after
+        self.lowest: deque[int] = deque()  # increasing: lowest[0] is the tail's lowest step
         self.row_shape: Shape | None = None  # column positions (the same in every batch)
         self.cursor: Any = kpi.initial_cursor
         self.tiebreak: Any = 0
@@ -163,18 +164,24 @@ class CursorReplay:
         limit = self.grid.time(index) + self.reorder
         while not self.exhausted and self.reached <= limit:
             self._fetch()
-        tail = self.tail
+        tail, lowest = self.tail, self.lowest
         while tail and tail[0][0] <= index:  # a run of rows all due: onto the clean prefix
-            self._add(tail.popleft()[1])
+            step, run = tail.popleft()
+            if lowest[0] == step:
+                lowest.popleft()
+            self._add(run)
         self.next_step = index + 1
+        if not tail or lowest[0] > index:
+            return self.clean.series
         due = [row for step, run in tail if step <= index for row in run]
-        if due and self.tail_rows > TAIL_BATCHES * self.kpi.batch:
+        if self.tail_rows > TAIL_BATCHES * self.kpi.batch:
             # a row far ahead of its neighbours holds up the clean prefix: to keep memory
             # bounded, add the due rows now, out of cursor order (sums may differ in the last bit)
             self._add(due)
-            self.tail = deque(item for item in tail if item[0] > index)
-            return self.clean.series
-        if not due:
+            self.tail, self.lowest, self.tail_rows = deque(), deque(), 0
+            for item in tail:
+                if item[0] > index:
+                    self._append(*item)
             return self.clean.series
         # due rows behind a later one in cursor order: added after the clean prefix, as live
         return {**self.clean.series, **self.clean.stage(self._row_shape(), due, self.now)}
@@ -182,6 +189,14 @@ class CursorReplay:
     def _row_shape(self) -> Shape:
         assert self.row_shape is not None
         return self.row_shape
+
+    def _append(self, step: int, run: Sequence[tuple[Any, ...]]) -> None:
+        self.tail.append((step, run))
+        self.tail_rows += len(run)
+        lowest = self.lowest  # the tail's steps' running minimum, for a due row behind the front
+        while lowest and lowest[-1] > step:
+            lowest.pop()
+        lowest.append(step)
 
     def _add(self, rows: Sequence[tuple[Any, ...]]) -> None:
         self.clean.merge(self.clean.stage(self._row_shape(), rows, self.now))
@@ -235,8 +250,7 @@ class CursorReplay:
                 self.latest_late = max(self.latest_late, behind)
                 step = written
             if step < last:
-                self.tail.append((step, rows[start:end]))
-                self.tail_rows += end - start
+                self._append(step, rows[start:end])
             start = end
 
     def _render(self, index: int, series: dict[LabelKey, SeriesTotal], out: list[str]) -> None:

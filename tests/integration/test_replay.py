@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from exporter.collection.series import ResultError
-from exporter.history.replay import CursorReplay, StepGrid
+from exporter.history.replay import TAIL_BATCHES, CursorReplay, StepGrid
 from exporter.sources.registry import open_source
 from exporter.spec.model import Database, Kpi
 
@@ -110,3 +110,16 @@ def test_a_null_event_time_names_the_column(tmp_path: Path) -> None:
     table(tmp_path / "e.db", [(START, "a", 1.0), (None, "a", 2.0)])
     with pytest.raises(ResultError, match="event_time column 'at' holds NULL"):
         replay(tmp_path / "e.db", reorder=0.0, count=3).advance(2)
+
+
+def test_a_row_far_ahead_of_its_neighbours_keeps_memory_bounded(tmp_path: Path) -> None:
+    """Row 2 is a day ahead of the rest: the rows behind it are added out of cursor order
+    once TAIL_BATCHES batches wait, and the totals still equal the rows up to each step."""
+    rows = [(START + i * 3.0, "a", 1.0) for i in range(2000)]
+    rows.insert(2, (START + 90 * STEP, "b", 5.0))
+    table(tmp_path / "e.db", rows)
+    replayed = replay(tmp_path / "e.db", reorder=STEP, count=100, batch=20)
+    for index in range(100):
+        assert totals(replayed, index) == reference(rows, START + index * STEP), index
+        assert replayed.tail_rows <= (TAIL_BATCHES + 2) * 20 + 1
+    assert replayed.late_rows == 0
