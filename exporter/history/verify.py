@@ -7,7 +7,8 @@ The live exporter counts a row some time after the row's own time: up to `settle
 period (two, with jitter and the poll's run) and a scrape later. Rows that recent at an edge
 may fall on either side of it, so a difference within the rows of that lag before each edge
 is explained (in flight), not drift; so is a window where the counter reset or the series
-first appeared while the database already held rows of it.
+first appeared while the database already held rows of it, or where Prometheus holds no
+sample near the window's end (a scrape gap: the value there is unknown).
 """
 
 from __future__ import annotations
@@ -197,11 +198,13 @@ def _cell(
     at_end = _last_at(samples, end)
     inside = [value for t, value in samples if start < t <= end]
     note = ""
-    if at_start is None and inside and before > 0:
+    if samples and at_end is None:
+        note = "no sample within 5m before the window's end (Prometheus did not scrape then)"
+    elif at_start is None and inside and before > 0:
         note = "series first stored in this window (the exporter started or was not scraped)"
     reset = any(b < a for a, b in zip([at_start or 0.0, *inside], inside, strict=False))
     stored = _increase([at_start or 0.0, *inside]) if reset else (at_end or 0.0) - (at_start or 0.0)
-    if reset:
+    if reset and not note:
         note = "counter reset in this window (an exporter restart without its state)"
     difference = stored - counted
     if abs(difference) <= ROUNDING * max(abs(stored), abs(counted), 1.0):

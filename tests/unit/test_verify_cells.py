@@ -51,6 +51,12 @@ def test_a_series_first_stored_inside_the_window() -> None:
     assert judge([(5000, 2.0), (7190, 3.0)], counted=4, before=0)[:2] == (3.0, -1.0)
 
 
+def test_a_scrape_gap_at_the_end_is_explained_not_read_as_zero() -> None:
+    # backfilled up to 7000 s, live from 7500 s: nothing answers at 7200 s
+    _, drift, note = judge([(3600, 10.0), (6600, 14.0), (7500, 16.0)], counted=5)
+    assert drift == 0.0 and "did not scrape" in note
+
+
 def test_float_rounding_is_not_drift() -> None:
     assert judge([(3590, 0.1), (7190, 0.1 + 0.2)], counted=0.2)[1] == 0.0
 
