@@ -16,13 +16,21 @@ BROKEN_ALERTS = {"KpiExporterKpiFailing", "KpiExporterDatabaseDown", "KpiExporte
 def _wait(what: str, check: Any, timeout: float, prometheus: RunningPrometheus) -> Any:
     """Poll `check()` until its answer's first item is true, at most `timeout` seconds."""
 
+    last: list[Any] = [None]
+
     def reached() -> Any:
         if prometheus.proc.poll() is not None:
             raise AssertionError(f"prometheus exited:\n{prometheus.output()}")
-        answer = check()
-        return answer if answer and answer[0] else None
+        last[0] = check()
+        return last[0] if last[0] and last[0][0] else None
 
-    return wait_until(reached, timeout, 0.5, what=what, retry_on=(requests.RequestException,))
+    return wait_until(
+        reached,
+        timeout,
+        0.5,
+        what=lambda: f"{what}; last answer: {last[0]}",
+        retry_on=(requests.RequestException,),
+    )
 
 
 def test_prometheus_evaluates_generated_rules(
