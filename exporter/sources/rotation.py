@@ -35,8 +35,9 @@ class DsnFileSource:
         try:
             return source.query(sql, params, timeout)
         except QueryError as exc:
-            # an authentication failure, a renamed user or database: the file may say more now
-            if exc.reason != "connection" or not self._follow_file(source):
+            # an authentication failure, a renamed user or database (or a pool still waiting
+            # for its first login): the file may say more now
+            if exc.reason not in ("connection", "pool") or not self._follow_file(source):
                 raise
         return self._source.query(sql, params, timeout)  # retried once, with the new DSN
 

@@ -26,7 +26,7 @@ CONFIG = """\
 listen_addr = 127.0.0.1
 listen_port = {listen}
 unix_socket_dir =
-auth_type = trust
+auth_type = {auth_type}
 auth_file = {dir}/userlist.txt
 admin_users = {user}
 pool_mode = transaction
@@ -45,6 +45,8 @@ class PgBouncer:
     user: str
     log: Path
     process: subprocess.Popen[bytes]
+    userlist: Path
+    password: str = ""
 
     def stop(self) -> None:
         """Stop this PgBouncer (by its PID); its server sessions end with it."""
@@ -56,18 +58,36 @@ class PgBouncer:
                 self.process.kill()
                 self.process.wait(10)
 
-    def dsn(self, database: str) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+    def set_password(self, password: str, database: str) -> None:
+        """Rotate the user's password; the clients of `database` are dropped and must log in
+        again (an idle pooled connection would otherwise go on with the old password)."""
+        before = self.userlist.stat().st_mtime
+        self.userlist.write_text(f'"{self.user}" "{password}"\n')
+        # PgBouncer re-reads the file on RELOAD only when its mtime (in seconds) moved
+        os.utime(self.userlist, (before + 2, before + 2))
+        self.admin("RELOAD")
+        self.password = password
+        self.admin(f'KILL "{database}"')
+        self.admin(f'RESUME "{database}"')  # KILL also holds new logins until RESUME
 
-    def admin(self, command: str) -> list[dict[str, Any]]:
-        """A SHOW command on PgBouncer's admin console, as dicts."""
+    def dsn(self, database: str, password: str | None = None) -> str:
+        secret = self.password if password is None else password
+        user = f"{self.user}:{secret}" if secret else self.user
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def admin(self, command: str, password: str | None = None) -> list[dict[str, Any]]:
+        """A command on PgBouncer's admin console; SHOW's rows as dicts."""
         import psycopg
         from psycopg.rows import dict_row
 
         with psycopg.connect(
-            self.dsn("pgbouncer"), autocommit=True, prepare_threshold=None, row_factory=dict_row
+            self.dsn("pgbouncer", password),
+            autocommit=True,
+            prepare_threshold=None,
+            row_factory=dict_row,
         ) as conn:
-            return conn.execute(command).fetchall()
+            cursor = conn.execute(command)
+            return cursor.fetchall() if cursor.description else []
 
 
 def _free_port() -> int:
@@ -78,9 +98,15 @@ def _free_port() -> int:
 
 @contextmanager
 def pgbouncer(
-    executable: str, server_dsn: str, ignore_startup_parameters: str = "", timeout: float = 20.0
+    executable: str,
+    server_dsn: str,
+    ignore_startup_parameters: str = "",
+    password: str = "",
+    timeout: float = 20.0,
 ) -> Iterator[PgBouncer]:
-    """PgBouncer running until the block ends; fails when it does not listen within `timeout`."""
+    """PgBouncer running until the block ends; fails when it does not listen within `timeout`.
+
+    With a `password`, PgBouncer itself checks it (auth_type plain), the server trusts it."""
     server = urlsplit(server_dsn)
     user = server.username or "postgres"
     directory = Path(tempfile.mkdtemp(prefix="kpi-pgbouncer-"))
@@ -90,7 +116,8 @@ def pgbouncer(
         os.chown(directory, account.pw_uid, account.pw_gid)
         command += ["-u", "postgres"]
     listen = _free_port()
-    (directory / "userlist.txt").write_text(f'"{user}" ""\n')
+    userlist = directory / "userlist.txt"
+    userlist.write_text(f'"{user}" "{password}"\n')
     config = directory / "pgbouncer.ini"
     config.write_text(
         CONFIG.format(
@@ -101,6 +128,7 @@ def pgbouncer(
             user=user,
             pool_size=POOL_SIZE,
             ignore=ignore_startup_parameters,
+            auth_type="plain" if password else "trust",
         )
     )
     for path in directory.iterdir():
@@ -108,7 +136,7 @@ def pgbouncer(
     process = subprocess.Popen(
         [*command, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    bouncer = PgBouncer(listen, user, directory / "pgbouncer.log", process)
+    bouncer = PgBouncer(listen, user, directory / "pgbouncer.log", process, userlist, password)
     try:
         _wait_listening(process, listen, timeout, bouncer.log)
         yield bouncer

@@ -4,10 +4,12 @@ PgBouncer declared and detected; queries killed on the server; no server session
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -200,3 +202,41 @@ def test_no_server_session_outlives_the_queries(
     assert before == []
     bouncer.stop()
     wait_until(lambda: sessions(postgres_dsn, database) == before, 10, what="sessions to end")
+
+
+def test_a_rotated_password_is_followed_after_authentication_fails(
+    postgres_dsn: str, database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PgBouncer checks passwords (the test server trusts 127.0.0.1): the password changes,
+    every client must log in again, the old one fails, and the rotated dsn_file is followed."""
+    executable = shutil.which("pgbouncer") or shutil.which("/usr/sbin/pgbouncer")
+    need(executable is not None, "pgbouncer is not installed (Debian package pgbouncer)")
+    assert executable is not None
+    old, new = (f"{word}-{uuid.uuid4().hex[:10]}-S3cr3t" for word in ("old", "new"))
+    caplog.set_level(logging.DEBUG)
+    with pgbouncer(executable, postgres_dsn, password=old) as bouncer:
+        dsn_file = tmp_path / "dsn"
+        dsn_file.write_text(bouncer.dsn(database) + "\n")
+        source = registry.open_source("app", Database(dsn_file=dsn_file), 2.0)
+        try:
+            assert source.query("SELECT 1 AS n", {}, 10.0).rows == [(1,)]
+            bouncer.set_password(new, database)
+            failures: list[QueryError] = []
+
+            def refused() -> bool:  # the file still holds the old password
+                with pytest.raises(QueryError) as caught:
+                    source.query("SELECT 1 AS n", {}, 10.0)
+                failures.append(caught.value)
+                # a poll may also time out waiting for the pool before its first login failed
+                return caught.value.reason == "connection"
+
+            wait_until(refused, 30, 0.5, what=lambda: f"an authentication failure: {failures}")
+            assert "password authentication failed" in failures[-1].message
+            dsn_file.write_text(bouncer.dsn(database) + "\n")
+            assert source.query("SELECT 2 AS n", {}, 10.0).rows == [(2,)]  # no reload
+            assert source.query("SELECT 3 AS n", {}, 10.0).rows == [(3,)]
+        finally:
+            source.close()
+    assert "dsn_file_changed" in caplog.text
+    messages = " ".join(f.message for f in failures)
+    assert old not in caplog.text + messages and new not in caplog.text
