@@ -44,7 +44,7 @@ READ_ONLY_PATHS = ("/metrics", "/health", "/ready", "/")
 
 
 class Endpoints(Protocol):
-    """What the HTTP layer asks of the running exporter; cli.py builds it."""
+    """What the HTTP layer asks of the running exporter; cli/serve.py builds it."""
 
     def metrics_body(self, openmetrics: bool, gzip: bool) -> bytes: ...
 
