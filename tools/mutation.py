@@ -188,6 +188,8 @@ def score_module(name: str, workers: list[Path], limit: float) -> Score:
                 score.survivors.append(mutant)
             (tree / relative).write_text(original)
             del running[pid]
+            done_count = score.killed + score.equivalent + len(score.survivors)
+            print(f"{name}: {done_count}/{len(found)}", file=sys.stderr, flush=True)
             free.append(tree)
         time.sleep(0.02)
     return score

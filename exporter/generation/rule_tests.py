@@ -187,6 +187,31 @@ def threshold_case(spec: Spec, kpi: Kpi, threshold: Threshold, step: float) -> T
     return case
 
 
+def boundary_cases(spec: Spec, kpi: Kpi, threshold: Threshold, step: float) -> list[TestCase]:
+    """A raw-value threshold probed at its bound: a value a hair on the quiet side and the bound
+    itself stay silent (the comparison is strict), a hair past it fires once `for` has passed;
+    a changed operator or bound fails one of them. Rates and increases are left to
+    `threshold_case`: their value comes out of a window's extrapolation, not a hair off."""
+    if threshold.rate is not None or threshold.increase is not None:
+        return []
+    rule = threshold_alert(spec, kpi, threshold)
+    bound = threshold.above if threshold.above is not None else threshold.below
+    assert bound is not None
+    hair = max(1.0, abs(bound)) / 1000 * (1 if threshold.above is not None else -1)
+    labels = kpi_labels(spec, kpi, threshold.matchers)
+    fire = _up(threshold.for_, step)
+    kept = _keep(labels, threshold_labels(spec, kpi, threshold))
+    cases = []
+    for value, firing in ((bound - hair, False), (bound, False), (bound + hair, True)):
+        case = TestCase()
+        case.add_series(spec.metric_name(kpi), labels, ramp(value, 0, _steps(fire, step)))
+        if firing:
+            case.expect(threshold.for_ - step, rule, [])
+        case.expect(fire, rule, [(kept, value)] if firing else [])
+        cases.append(case)
+    return cases
+
+
 def absent_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
     assert kpi.absent_for is not None
     rule = absent_alert(spec, kpi, kpi.absent_for)
@@ -282,6 +307,7 @@ def _kpi_durations(kpi: Kpi) -> list[float]:
 def kpi_tests(spec: Spec, kpi: Kpi) -> tuple[float, list[TestCase]]:
     step = _step([*_kpi_durations(kpi), confirm_for(spec)])
     cases = [threshold_case(spec, kpi, t, step) for t in kpi.alerts]
+    cases += [case for t in kpi.alerts for case in boundary_cases(spec, kpi, t, step)]
     if kpi.absent_for is not None:
         cases += absent_cases(spec, kpi, step)
     if kpi.no_increase_for is not None:

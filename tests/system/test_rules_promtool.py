@@ -82,22 +82,11 @@ def test_promtool_unit_tests_pass(generated: tuple[Spec, Path]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_generated_tests_catch_broken_rules(tmp_path: Path) -> None:
-    """The generated tests fail when a threshold, a health condition or an SLO bound changes."""
+def _assert_mutations_caught(out: Path, mutations: list[tuple[str, str, str]]) -> None:
+    """Each (old, new, test file) rewrite of the alerts fails that generated promtool test."""
     promtool = tool("promtool")
-    out = tmp_path / "rules"
-    assert _generate(DEMO, out).returncode == 0
     alerts = out / "prometheus_alerts.yaml"
     original = alerts.read_text()
-    mutations = [
-        ("[5m])) > 10\n", "[5m])) > 1000\n", "kpi-errors_total"),
-        ("[5m]))) > 10\n", "[5m]))) > 300\n", "kpi-payment_failures_total"),
-        ("ratio_rate5m < 0.95", "ratio_rate5m < 0.1", "ratio-generation_success_ratio"),
-        ('up{job="kpi-exporter"} == 0', 'up{job="kpi-exporter"} == 2', "health"),
-        ("(14.4 * 0.05)", "(144 * 0.05)", "ratio-generation_success_ratio"),
-        (">= 100\n    for: 2m", ">= 100\n    for: 20m", "ratio-generation_success_ratio"),
-        ("> 0.2 * abs(", "> 20 * abs(", "kpi-active_users"),
-    ]
     for old, new, test in mutations:
         assert old in original, old
         alerts.write_text(original.replace(old, new, 1))
@@ -114,6 +103,51 @@ def test_generated_tests_catch_broken_rules(tmp_path: Path) -> None:
             f"mutation {old!r} -> {new!r} went unnoticed: {result.stdout}{result.stderr}"
         )
     alerts.write_text(original)
+
+
+def test_generated_tests_catch_broken_rules(tmp_path: Path) -> None:
+    """The generated tests fail when a threshold, a health condition or an SLO bound changes."""
+    out = tmp_path / "rules"
+    assert _generate(DEMO, out).returncode == 0
+    _assert_mutations_caught(
+        out,
+        [
+            ("[5m])) > 10\n", "[5m])) > 1000\n", "kpi-errors_total"),
+            ("[5m]))) > 10\n", "[5m]))) > 300\n", "kpi-payment_failures_total"),
+            ("ratio_rate5m < 0.95", "ratio_rate5m < 0.1", "ratio-generation_success_ratio"),
+            ('up{job="kpi-exporter"} == 0', 'up{job="kpi-exporter"} == 2', "health"),
+            ("(14.4 * 0.05)", "(144 * 0.05)", "ratio-generation_success_ratio"),
+            (">= 100\n    for: 2m", ">= 100\n    for: 20m", "ratio-generation_success_ratio"),
+            ("> 0.2 * abs(", "> 20 * abs(", "kpi-active_users"),
+        ],
+    )
+
+
+def test_boundary_tests_catch_operator_and_bound(tmp_path: Path) -> None:
+    """Raw-value thresholds are probed at their bound: `>` turned `>=` and a halved bound
+    fail the generated tests (values at twice the bound would pass both)."""
+    config = tmp_path / "rich.yaml"
+    config.write_text(RICH)
+    out = tmp_path / "rules"
+    assert _generate(config, out).returncode == 0
+    depth = 'shop_queue_depth{job="billing-kpis"'
+    _assert_mutations_caught(
+        out,
+        [
+            (f"{depth}}}) > 100\n", f"{depth}}}) >= 100\n", "kpi-queue_depth"),
+            (f"{depth}}}) > 100\n", f"{depth}}}) > 50\n", "kpi-queue_depth"),
+            (
+                f'{depth}, queue="mail"}} < 0.5\n',
+                f'{depth}, queue="mail"}} <= 0.5\n',
+                "kpi-queue_depth",
+            ),
+            (
+                f'{depth}, queue="mail"}} < 0.5\n',
+                f'{depth}, queue="mail"}} < 0.25\n',
+                "kpi-queue_depth",
+            ),
+        ],
+    )
 
 
 def test_mixin_conventions(generated: tuple[Spec, Path]) -> None:
