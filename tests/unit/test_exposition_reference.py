@@ -160,6 +160,7 @@ class TestPublicationBody:
             publication.body(True, False) == b'# TYPE a gauge\na{queue="q"} 2.0\nself 2.0\n# EOF\n'
         )
         assert gzip.decompress(publication.body(True, True)) == publication.body(True, False)
+        assert gzip.decompress(publication.body(True, True)) == publication.body(True, False)
         publication.withdraw("missing")
         publication.withdraw("a")
         assert publication.body(False, False) == b"self 1.0\n"

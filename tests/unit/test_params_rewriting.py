@@ -50,6 +50,7 @@ def test_pyformat_doubles_percent_inside_strings_and_leaves_skipped_text() -> No
 
 
 def test_dollar_style_keeps_strings_and_comments() -> None:
+    assert to_paramstyle("SELECT 7 % 2, :p", "dollar") == "SELECT 7 % 2, $p"
     query = "SELECT ':a' /* :b */ , :now -- :c\n FROM t WHERE id > :cursor"
     assert to_paramstyle(query, "dollar") == (
         "SELECT ':a' /* :b */ , $now -- :c\n FROM t WHERE id > $cursor"

@@ -43,6 +43,15 @@ kpis:
     query: SELECT 'q' AS queue, 1 AS value
     alerts:
       - {severity: warning, increase: 5m, above: 3, for: 2m, by: [queue]}
+  - name: jobs_waiting
+    type: gauge
+    database: app
+    interval: 30s
+    labels: [queue, tier]
+    query: SELECT 'q' AS queue, 'a' AS tier, 1 AS value
+    alerts:
+      - {severity: warning, above: 5, for: 1m, aggregate: min, matchers: {queue: mail, tier: a}}
+      - {severity: critical, above: 50, for: 1m, by: [queue]}
   - name: failed_requests_total
     type: counter
     database: app
@@ -70,6 +79,22 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> Spec:
 
 # (kpi, alert index) -> (name, expr, for seconds, summary, description)
 KPI_ALERTS = {
+    ("jobs_waiting", 0): (
+        "JobsWaitingHigh",
+        'min without (instance) (jobs_waiting{job="kpi-exporter", queue="mail", tier="a"}) > 5',
+        60.0,
+        "Jobs waiting with queue=mail, tier=a is above 5.",
+        "Jobs waiting with queue=mail, tier=a is {{ $value | humanize }}, above the warning"
+        " threshold of 5 (queue={{ $labels.queue }}, tier={{ $labels.tier }}).",
+    ),
+    ("jobs_waiting", 1): (
+        "JobsWaitingHigh",
+        'max by (job, queue) (jobs_waiting{job="kpi-exporter"}) > 50',
+        60.0,
+        "Jobs waiting is above 50.",
+        "Jobs waiting is {{ $value | humanize }}, above the critical threshold of 50"
+        " (queue={{ $labels.queue }}).",
+    ),
     ("queue_depth", 0): (
         "QueueDepthHigh",
         'queue_depth{job="kpi-exporter"} > 100',
