@@ -174,3 +174,24 @@ class TestLabelText:
         assert gauge([(raw, 1), ("plain", 2)]) == (
             f'# TYPE depth gauge\ndepth{{queue="{written}"}} 1.0\ndepth{{queue="plain"}} 2.0\n'
         )
+
+
+def test_general_path_small_increments_shared_buckets_and_quoted_help() -> None:
+    counter = cursor_kpi("counter", help='say "hi"')
+    assert staged_text(counter, [(1, 7, 0), (2, 7, 0.5)]) == (
+        '# HELP jobs_total say "hi"\n# TYPE jobs_total counter\njobs_total{shard="7"} 0.5\n'
+    )
+    result = Rows(("id", "shard", "value"), [(1, 7, 1)])
+    totals = Totals(counter)
+    totals.merge(totals.stage(Shape(counter, counter.name, {}, result), result.rows, 5.0))
+    assert totals.render(Shape(counter, counter.name, {}, result), 5.0).openmetrics.decode() == (
+        '# HELP jobs say \\"hi\\"\n# TYPE jobs counter\n'
+        'jobs_total{shard="7"} 1.0\njobs_created{shard="7"} 5.0\n'
+    )
+    histogram = cursor_kpi("histogram", buckets=[1], help='a "b"')
+    text = staged_text(histogram, [(1, 7, 1), (2, 7, 0.5), (3, 7, 2)])
+    assert text.startswith('# HELP job_seconds a "b"\n# TYPE job_seconds histogram\n')
+    assert 'job_seconds_bucket{shard="7",le="1.0"} 2\n' in text
+    with pytest.raises(ResultError) as failed:
+        staged_text(counter, [(1, 7, -1)])
+    assert failed.value.column == "value"
