@@ -13,6 +13,8 @@ from support.kpis import kpi as make_kpi
 
 from exporter.collection.series import render_plain
 from exporter.serving.exposition import (
+    OPENMETRICS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
     PARALLEL_DEFLATE,
     deflate_segment,
     escape_help,
@@ -83,6 +85,8 @@ def test_help_quotes_are_escaped_in_openmetrics_only() -> None:
 
 
 def test_format_value_and_label_block_literals() -> None:
+    assert TEXT_CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
+    assert OPENMETRICS_CONTENT_TYPE == "application/openmetrics-text; version=1.0.0; charset=utf-8"
     assert [format_value(v) for v in (math.inf, -math.inf, math.nan, 3, 0.1)] == [
         "+Inf",
         "-Inf",
