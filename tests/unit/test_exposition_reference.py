@@ -14,8 +14,8 @@ from support.kpis import kpi as make_kpi
 from exporter.collection.series import render_plain
 from exporter.serving.exposition import (
     OPENMETRICS_CONTENT_TYPE,
-    TEXT_CONTENT_TYPE,
     PARALLEL_DEFLATE,
+    TEXT_CONTENT_TYPE,
     deflate_segment,
     escape_help,
     family_header,
