@@ -1,0 +1,85 @@
+"""`backtest`: how often each generated alert would have fired over Prometheus' history."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from exporter.cli.common import config_option, load_or_exit
+
+
+def _share(text: str) -> float:
+    """'2%' or '0.02' as a fraction of the window."""
+    number = text.strip()
+    try:
+        value = float(number[:-1]) / 100 if number.endswith("%") else float(number)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a share: give 2% or 0.02") from None
+    if not 0 <= value <= 1:
+        raise click.BadParameter(f"{text!r} is not between 0% and 100%")
+    return value
+
+
+@click.command()
+@config_option
+@click.option("--prometheus", "url", required=True, help="Prometheus base URL (http://host:9090).")
+@click.option(
+    "--since", "since_text", required=True, help="Start: a duration ago (7d), RFC 3339 or epoch."
+)
+@click.option("--until", "until_text", help="End (default now): a duration ago, RFC 3339 or epoch.")
+@click.option("--max-firing", "max_text", help="Exit 1 when an alert fires longer than this share.")
+@click.option("--alert", "only", multiple=True, help="Only this alert; repeat for several.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option("--timeout", "timeout_text", default="60s", show_default=True, help="Per query.")
+@click.option("--ca-file", type=click.Path(exists=True), help="CA bundle for an https Prometheus.")
+def backtest(
+    configs: tuple[Path, ...],
+    url: str,
+    since_text: str,
+    until_text: str | None,
+    max_text: str | None,
+    only: tuple[str, ...],
+    fmt: str,
+    timeout_text: str,
+    ca_file: str | None,
+) -> None:
+    """Evaluate every generated alert over [--since, --until] at its group's interval, honouring
+    `for`; print each alert's episodes, firing time, longest episode and share of the window.
+    Exit 1 when an alert fires longer than --max-firing, 2 when Prometheus cannot be read."""
+    from exporter.generation.report import PrometheusError
+    from exporter.history.backfill import parse_instant
+    from exporter.history.backtest import BacktestApi, alerts_of, render
+    from exporter.history.backtest import backtest as run_backtest
+    from exporter.spec.fields import parse_duration
+
+    spec = load_or_exit(configs).spec
+    now = time.time()
+    try:
+        since = parse_instant(since_text, now)
+        until = parse_instant(until_text, now) if until_text else now
+        timeout = parse_duration(timeout_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if since >= until:
+        raise click.BadParameter("--since must be before --until")
+    max_share = _share(max_text) if max_text is not None else None
+    known = {rule.alert for rule, _, _ in alerts_of(spec)}
+    unknown = sorted(set(only) - known)
+    if unknown:
+        raise click.BadParameter(
+            f"no generated alert named {', '.join(unknown)}", param_hint="--alert"
+        )
+    api = BacktestApi(url, timeout, ca_file or True)
+    try:
+        histories = run_backtest(spec, api, since, until, only)
+    except PrometheusError as exc:
+        click.echo(f"backtest: {exc}", err=True)
+        sys.exit(2)
+    click.echo(render(histories, max_share, fmt), nl=False)
+    over = max_share is not None and any(h.share > max_share for h in histories)
+    sys.exit(1 if over else 0)
