@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from exporter.cli.common import config_option, load_or_exit
+from exporter.cli.common import (
+    ca_file_option,
+    config_option,
+    load_or_exit,
+    prometheus_option,
+    timeout_option,
+)
 
 
 def _share(text: str) -> float:
@@ -25,7 +31,7 @@ def _share(text: str) -> float:
 
 @click.command()
 @config_option
-@click.option("--prometheus", "url", required=True, help="Prometheus base URL (http://host:9090).")
+@prometheus_option
 @click.option(
     "--since", "since_text", required=True, help="Start: a duration ago (7d), RFC 3339 or epoch."
 )
@@ -35,8 +41,8 @@ def _share(text: str) -> float:
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-@click.option("--timeout", "timeout_text", default="60s", show_default=True, help="Per query.")
-@click.option("--ca-file", type=click.Path(exists=True), help="CA bundle for an https Prometheus.")
+@timeout_option("60s")
+@ca_file_option
 def backtest(
     configs: tuple[Path, ...],
     url: str,

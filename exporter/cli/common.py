@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -42,3 +43,21 @@ def exit_on(problems: list[str], where: str) -> None:
     if problems:
         click.echo(f"{len(problems)} problem(s) {where}", err=True)
         sys.exit(EXIT_SPEC)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The options of the commands that read Prometheus' HTTP API (report, verify, backtest).
+prometheus_option = click.option(
+    "--prometheus", "url", required=True, help="Prometheus base URL (http://host:9090)."
+)
+ca_file_option = click.option(
+    "--ca-file", type=click.Path(exists=True), help="CA bundle for an https Prometheus."
+)
+
+
+def timeout_option(default: str) -> Callable[[F], F]:
+    """--timeout per Prometheus query, as a duration (each command has its own default)."""
+    return click.option(
+        "--timeout", "timeout_text", default=default, show_default=True, help="Per query."
+    )

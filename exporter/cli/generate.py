@@ -9,12 +9,19 @@ from pathlib import Path
 
 import click
 
-from exporter.cli.common import EXIT_SPEC, config_option, load_or_exit
+from exporter.cli.common import (
+    EXIT_SPEC,
+    ca_file_option,
+    config_option,
+    load_or_exit,
+    prometheus_option,
+    timeout_option,
+)
 
 
 @click.command()
 @config_option
-@click.option("--prometheus", "url", required=True, help="Prometheus base URL (http://host:9090).")
+@prometheus_option
 @click.option(
     "--range", "range_text", default="24h", show_default=True, help="Compare with now-RANGE."
 )
@@ -25,8 +32,8 @@ from exporter.cli.common import EXIT_SPEC, config_option, load_or_exit
     default="table",
     show_default=True,
 )
-@click.option("--timeout", "timeout_text", default="10s", show_default=True, help="Per query.")
-@click.option("--ca-file", type=click.Path(exists=True), help="CA bundle for an https Prometheus.")
+@timeout_option("10s")
+@ca_file_option
 def report(
     configs: tuple[Path, ...],
     url: str,

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import click
 
-from exporter.cli.common import config_option, load_or_exit
+from exporter.cli.common import (
+    ca_file_option,
+    config_option,
+    load_or_exit,
+    prometheus_option,
+    timeout_option,
+)
 from exporter.sources.base import QueryError
 from exporter.spec.model import Spec
 
@@ -151,7 +157,7 @@ def backfill(
 
 @click.command()
 @config_option
-@click.option("--prometheus", "url", required=True, help="Prometheus base URL (http://host:9090).")
+@prometheus_option
 @click.option("--windows", type=click.IntRange(1, 10_000), default=24, show_default=True)
 @click.option("--window", "window_text", default="1h", show_default=True, help="Window length.")
 @click.option(
@@ -161,8 +167,8 @@ def backfill(
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-@click.option("--timeout", "timeout_text", default="30s", show_default=True, help="Per query.")
-@click.option("--ca-file", type=click.Path(exists=True), help="CA bundle for an https Prometheus.")
+@timeout_option("30s")
+@ca_file_option
 def verify(
     configs: tuple[Path, ...],
     url: str,
