@@ -1,5 +1,5 @@
-"""The period of a cron schedule: the longest gap between its fire times, from APScheduler's
-own CronTrigger (what the daemon runs), in UTC as the daemon schedules it."""
+"""A `schedule:` as standard cron means it, as an APScheduler CronTrigger (what the daemon runs),
+and its period: the longest gap between its fire times, in UTC as the daemon schedules it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 DAY = 86400
+# Standard cron (crontab(5)) numbers the days of the week from 0 = Sunday, and 7 is Sunday too;
+# APScheduler 3 numbers them from 0 = Monday, so its numbers cannot be passed through.
+CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+APSCHEDULER_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A Monday. From 1901 to 2099 weekdays and leap years repeat every 28 years, so the firing days
 # of a cron expression do too (the day of month and month alone repeat every 4 years, the day
 # of week alone every week); one such cycle from here holds every gap between firing days.
@@ -19,8 +23,65 @@ MAX_FIRING_DAYS = 2000  # bounds the work (one trigger call a firing day, ~0.1 m
 
 
 def trigger(expression: str) -> CronTrigger:
-    """The trigger the daemon schedules a `schedule:` KPI with."""
-    return CronTrigger.from_crontab(expression, timezone=dt.UTC)
+    """The trigger the daemon schedules a `schedule:` KPI with: minute, hour, day of month,
+    month and day of week, the last read as standard cron does."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields, got {len(fields)}")
+    minute, hour, day, month, day_of_week = fields
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=apscheduler_day_of_week(day_of_week),
+        timezone=dt.UTC,
+    )
+
+
+def apscheduler_day_of_week(field: str) -> str:
+    """A standard cron day-of-week field (numbers 0-7 or names sun-sat, with ranges, steps and
+    lists) as APScheduler's: `*` for every day, otherwise a list of day names."""
+    days: set[int] = set()
+    for element in field.lower().split(","):
+        days |= _cron_days(element)
+    if len(days) == 7:
+        return "*"
+    return ",".join(name for name in APSCHEDULER_WEEKDAYS if CRON_WEEKDAYS.index(name) in days)
+
+
+def _cron_days(element: str) -> set[int]:
+    """The days (0 = Sunday ... 6 = Saturday) one element of a cron day-of-week list names."""
+    span, _, step_text = element.partition("/")
+    first_text, dash, last_text = span.partition("-")
+    if span == "*":
+        first, last = 0, 7
+    else:
+        first = _cron_day(first_text, element)
+        # a range ending on Sunday by name (`fri-sun`) ends on 7, as `5-7` does
+        last = _cron_day(last_text, element) if dash else first
+        if last_text == "sun" and first > 0:
+            last = 7
+    if first > last:
+        raise ValueError(f"day of week {element!r}: the range runs backwards")
+    step = 1
+    if step_text:
+        if not (step_text.isdigit() and int(step_text) > 0):
+            raise ValueError(f"day of week {element!r}: the step must be a positive number")
+        if not dash and span != "*":
+            raise ValueError(f"day of week {element!r}: a step needs a range (a-b/n) or * (*/n)")
+        step = int(step_text)
+    return {day % 7 for day in range(first, last + 1, step)}
+
+
+def _cron_day(text: str, element: str) -> int:
+    if text in CRON_WEEKDAYS:
+        return CRON_WEEKDAYS.index(text)
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    raise ValueError(
+        f"day of week {element!r}: {text!r} is not a day (0-7, 0 and 7 are Sunday, or sun-sat)"
+    )
 
 
 @functools.lru_cache(maxsize=1024)
