@@ -64,16 +64,18 @@ class Response(NamedTuple):
 
 
 def wants_openmetrics(accept: str) -> bool:
-    """True when the Accept header prefers OpenMetrics (as Prometheus' default header does)."""
-    best_q, best = -1.0, False
+    """True when the Accept header prefers OpenMetrics (as Prometheus' default header does):
+    the acceptable type (q above 0, RFC 9110 12.4.2) of highest q, the first listed on a tie."""
+    best_q, best = 0.0, False
     for part in accept.split(","):
         fields = [f.strip() for f in part.split(";")]
         media = fields[0].lower()
         q = 1.0
         for param in fields[1:]:
-            if param.startswith("q="):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
                 try:
-                    q = float(param[2:])
+                    q = float(value)
                 except ValueError:
                     q = 0.0
         if media == "application/openmetrics-text" and q > best_q:

@@ -81,6 +81,18 @@ def app(exporter: FakeExporter) -> HttpApp:
         ("text/plain;q=0.9, application/openmetrics-text;q=0.5", False),
         ("text/plain;q=0.1, application/openmetrics-text;q=0.5", True),
         ("application/json", False),
+        # q=0 means not acceptable (RFC 9110 12.4.2), even when nothing else is listed
+        ("application/openmetrics-text;q=0", False),
+        ("application/openmetrics-text; version=1.0.0; q=0.0", False),
+        ("application/openmetrics-text;q=0, text/plain;q=0", False),
+        ("application/openmetrics-text;q=0, */*;q=0.1", False),
+        ("text/plain;q=0, application/openmetrics-text;q=0.2", True),
+        ("application/openmetrics-text;Q=0", False),
+        ("application/openmetrics-text;q=zero", False),  # an unreadable q counts as 0
+        # the highest q wins wherever it is listed; on a tie the first listed
+        ("text/plain;q=0.3, application/openmetrics-text;q=0.7", True),
+        ("application/openmetrics-text;q=0.5, text/plain;q=0.5", True),
+        ("text/plain;q=0.5, application/openmetrics-text;q=0.5", False),
     ],
 )
 def test_wants_openmetrics(accept: str, expected: bool) -> None:
