@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast mutation lint typecheck security check-generated generate bench soak audit clean system-deps mysql-driver
+.PHONY: run test test-fast mutation lint lint-imports typecheck security check-generated generate bench soak audit clean system-deps mysql-driver
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,10 +41,17 @@ system-deps:
 	    apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
 	  echo "chromium unavailable: the status page browser test will skip (fail under CI=true)"
 
-lint: $(STAMP)
+lint: $(STAMP) lint-imports
 	$(BIN)/ruff check exporter tests $(wildcard bench) $(wildcard tools)
 	$(BIN)/ruff format --check exporter tests $(wildcard bench) $(wildcard tools)
-	$(BIN)/lint-imports
+
+# The import contracts (pyproject.toml's, or the file IMPORT_CONTRACTS names). lint-imports has
+# no quiet mode: its report (header, every kept contract) goes to stderr whole only when a
+# contract is broken or the check fails otherwise; when all are kept, its summary line alone.
+lint-imports: $(STAMP)
+	@report=$$($(BIN)/lint-imports --no-logo $(IMPORT_CONTRACTS) 2>&1); status=$$?; \
+	  if [ $$status = 0 ]; then echo "lint-imports: $$(echo "$$report" | tail -n 1)"; \
+	  else echo "$$report" >&2; fi; exit $$status
 
 typecheck: $(STAMP)
 	$(BIN)/mypy exporter
