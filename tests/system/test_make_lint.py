@@ -10,27 +10,16 @@ from pathlib import Path
 
 from conftest import ROOT, need
 
-# exporter.cli imports the spec (cli/serve.py loads it): a contract forbidding that is broken
-BROKEN = """
-[tool.importlinter]
-root_package = "exporter"
 
-[[tool.importlinter.contracts]]
-name = "The CLI never imports the spec"
-type = "forbidden"
-source_modules = ["exporter.cli"]
-forbidden_modules = ["exporter.spec"]
-"""
-KEPT = """
-[tool.importlinter]
-root_package = "exporter"
-
-[[tool.importlinter.contracts]]
-name = "The conventions never import the CLI"
-type = "forbidden"
-source_modules = ["exporter.conventions"]
-forbidden_modules = ["exporter.cli"]
-"""
+def contract_file(tmp_path: Path, name: str, source: str, forbidden: str) -> Path:
+    """A contracts file holding one forbidden-import contract."""
+    path = tmp_path / "contracts.toml"
+    path.write_text(
+        '[tool.importlinter]\nroot_package = "exporter"\n\n[[tool.importlinter.contracts]]\n'
+        f'name = "{name}"\ntype = "forbidden"\n'
+        f'source_modules = ["{source}"]\nforbidden_modules = ["{forbidden}"]\n'
+    )
+    return path
 
 
 def make_lint_imports(contracts: Path) -> subprocess.CompletedProcess[str]:
@@ -56,8 +45,9 @@ def make_lint_imports(contracts: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_kept_contracts_print_one_summary_line(tmp_path: Path) -> None:
-    contracts = tmp_path / "contracts.toml"
-    contracts.write_text(KEPT)
+    contracts = contract_file(
+        tmp_path, "The conventions never import the CLI", "exporter.conventions", "exporter.cli"
+    )
     result = make_lint_imports(contracts)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == "lint-imports: Contracts: 1 kept, 0 broken.\n"
@@ -65,8 +55,10 @@ def test_kept_contracts_print_one_summary_line(tmp_path: Path) -> None:
 
 
 def test_a_broken_contract_fails_with_the_import_that_breaks_it(tmp_path: Path) -> None:
-    contracts = tmp_path / "contracts.toml"
-    contracts.write_text(BROKEN)
+    # exporter.cli imports the spec (cli/serve.py loads it): this contract is broken
+    contracts = contract_file(
+        tmp_path, "The CLI never imports the spec", "exporter.cli", "exporter.spec"
+    )
     result = make_lint_imports(contracts)
     assert result.returncode != 0
     assert "The CLI never imports the spec BROKEN" in result.stderr
