@@ -50,7 +50,10 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "exporter/generation/rules/thresholds.py",
         ("test_threshold_rules.py", "test_rules.py"),
     ),
-    "ratios": ("exporter/generation/rules/ratios.py", ("test_threshold_rules.py", "test_rules.py")),
+    "ratios": (
+        "exporter/generation/rules/ratios.py",
+        ("test_ratio_rules.py", "test_threshold_rules.py", "test_rules.py"),
+    ),
 }
 
 
