@@ -185,4 +185,105 @@ def demo_spec() -> Spec:
 
 
 def panels_of(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    return [p for p in dashboard["panels"] if p["type"] != "row"]
+    """Every panel but the row headers, the panels nested in collapsed rows included."""
+    return [panel for _, panel in placed(dashboard)]
+
+
+def placed(dashboard: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
+    """(row title, panel) of every panel in reading order; panels before any row have None."""
+    found: list[tuple[str | None, dict[str, Any]]] = []
+    row = None
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            row = panel["title"]
+            found.extend((row, nested) for nested in panel.get("panels", []))
+        else:
+            found.append((row, panel))
+    return found
+
+
+# A second, small spec in another shape than the demo's: no namespace, a request counter that
+# is not named "requests", its errors as a ratio with a critical and a warning alert over a
+# 10m window, a latency histogram whose unit comes from its name only, and a dashboard
+# without any histogram (no RED row).
+SMALL = """\
+exporter:
+  labels: {service: api}
+databases:
+  app:
+    dsn: sqlite:///app.db
+kpis:
+  - name: api_calls_total
+    help: API calls answered.
+    type: counter
+    database: app
+    interval: 30s
+    query: SELECT endpoint, 1 AS value FROM calls
+    labels: [endpoint]
+  - name: api_call_failures_total
+    type: counter
+    database: app
+    interval: 30s
+    query: SELECT endpoint, 1 AS value FROM failures
+    labels: [endpoint]
+  - name: api_latency_seconds
+    type: histogram
+    database: app
+    interval: 30s
+    query: SELECT endpoint, le, 1 AS value FROM latency
+    labels: [endpoint]
+  - name: bytes_sent_total
+    type: counter
+    database: app
+    interval: 30s
+    unit: bytes
+    query: SELECT 1 AS value
+  - name: inflight
+    type: gauge
+    database: app
+    interval: 30s
+    query: SELECT 1 AS value
+    target: {value: 100, direction: below}
+ratios:
+  - name: api_success_ratio
+    good: api_calls_total
+    total: [api_calls_total, api_call_failures_total]
+    window: 10m
+    alerts:
+      - {severity: warning, below: 0.99}
+      - {severity: critical, below: 0.95}
+    target: {value: 0.995}
+alerts:
+  - name: SlowApi
+    kpi: api_latency_seconds
+    expr: histogram_quantile(0.95, sum by (le) (rate(api_latency_seconds_bucket[5m]))) > 0.5
+    severity: warning
+    summary: The API is slow.
+    description: 'p95 is {{ $value }}.'
+dashboards:
+  - title: API
+    rows:
+      - title: Calls
+        kpis: [api_calls_total, api_call_failures_total, api_success_ratio]
+      - title: Latency
+        kpis: [api_latency_seconds]
+  - title: Capacity
+    rows:
+      - title: Now
+        kpis: [inflight]
+      - title: Traffic
+        kpis: [bytes_sent_total]
+"""
+
+
+def small_spec(tmp_path: Path) -> Spec:
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL)
+    return load_spec([path]).spec
+
+
+def spec_named(name: str, tmp_path: Path) -> Spec:
+    """The demo, small or kitchen-sink spec."""
+    if name == "demo":
+        return demo_spec()
+    return small_spec(tmp_path) if name == "small" else kitchen_sink(tmp_path)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import ROOT, RunningPrometheus, wait_until
+from support.dashboards import panels_of
 
 from exporter.generation.dashboards.boards import boards
 from exporter.generation.dashboards.records import record_labels
@@ -96,8 +97,8 @@ def demo_targets() -> list[tuple[str, str, str]]:
     found = []
     for board in boards(load_spec([DEMO]).spec):
         data = render_board(board)
-        for panel in data["panels"]:
-            for target in panel.get("targets", []):
+        for panel in panels_of(data):  # nested ones in collapsed rows too
+            for target in panel["targets"]:
                 found.append(
                     (data["title"], f"{panel['title']} [{target['refId']}]", target["expr"])
                 )

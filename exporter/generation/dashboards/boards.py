@@ -8,9 +8,11 @@ from collections.abc import Iterable, Sequence
 
 from exporter.generation.dashboards.health import health_board
 from exporter.generation.dashboards.kpis import display_title, kpi_panels
+from exporter.generation.dashboards.layout import shown_once
 from exporter.generation.dashboards.model import ALL_KPIS_UID, HEALTH_UID, Board, Panel, Row
 from exporter.generation.dashboards.ratios import ratio_panels, slo_panels
 from exporter.generation.dashboards.records import record_panels
+from exporter.generation.dashboards.red import find_red, red_row
 from exporter.spec.model import Dashboard, Spec
 
 
@@ -94,14 +96,18 @@ def boards(spec: Spec) -> tuple[Board, ...]:
             )
         )
     result.append(health_board())
-    return tuple(result)
+    return tuple(dataclasses.replace(b, rows=shown_once(b.rows)) for b in result)
 
 
 def _board(spec: Spec, dashboard: Dashboard, taken: set[str]) -> Board:
+    """A dashboard of the spec: its RED row first when its KPIs make one (red.py), then its
+    rows."""
     uid = _unique(dashboard.uid or _slug(dashboard.title), taken)
+    rows = _rows(spec, ((row.title, row.kpis) for row in dashboard.rows))
+    red = find_red(spec, [name for row in dashboard.rows for name in row.kpis])
     return Board(
         uid=uid,
         title=dashboard.title,
         description=dashboard.description or f"{dashboard.title}, generated from the KPI spec.",
-        rows=_rows(spec, ((row.title, row.kpis) for row in dashboard.rows)),
+        rows=rows if red is None else (red_row(spec, red), *rows),
     )

@@ -53,10 +53,26 @@ def readme(rendered: Sequence[JSON]) -> str:
         "- Import a JSON file through Grafana's UI (Dashboards → New → Import) or HTTP API, push",
         "  them all with `kpi-exporter dashboards push -c SPEC --grafana-url URL`, or provision",
         f"  them from files with [`{PROVISIONING_PATH}`]({PROVISIONING_PATH}).",
-        "- Colours: thresholds mirror the KPI's alerts (warning orange, critical red); a KPI's",
-        "  target colours its own side green and the other yellow. A free-form alert",
+        "- Colours: thresholds mirror the KPI's alerts. Red is where the panel's most severe",
+        "  alert fires (a lone warning alert included: the brief's success gauge is red below its",
+        "  alert), orange where a warning fires under a critical one; a KPI's target colours its",
+        "  own side green and the other yellow. A free-form alert",
         "  `histogram_quantile(Q, …<kpi>_bucket…) > N` over all of a histogram KPI's series draws",
         "  N on that KPI's quantile panels.",
+        "- Layout, for on-call: a dashboard whose KPIs include a latency histogram opens with a",
+        "  **RED row** (*Rate, errors, duration*: request rate, error rate or ratio, p95 latency;",
+        "  stats with sparklines, the full width, in the first 7 grid units). Its KPIs: the first",
+        "  histogram in a unit of time; the counter (not an error counter) sharing the most",
+        "  leading name words with it, else the histogram's `_count`; a ratio over that counter",
+        "  (errors = 1 - ratio, over the ratio's window), else the error counter (error, fail,",
+        "  failure in its name) closest to it, else none. The first row is open, every other row",
+        "  is collapsed with its panels inside; a panel that repeats another (same kind, same",
+        "  queries) is left out, the first kept; each grid line is filled to the 24 columns.",
+        "- Units: counters' rates in rate units (`reqps` for request counters, `Bps` for bytes,",
+        "  `suffix: USD/s` for money and unit words, `cps` otherwise); durations in `s` (by the",
+        "  KPI's unit or its `_seconds` name); totals over `$__range` are instant queries, one",
+        "  number for the range (no sparkline). A ratio's gauge reads its rates over the ratio's",
+        "  `window`, the window its recording rule and alerts use.",
         "- Records (free-form recording rules) listed in a row show as a timeseries by the labels",
         "  their rule keeps; one that aggregates `job` away cannot follow the `job` variable.",
         "",
@@ -72,16 +88,23 @@ def readme(rendered: Sequence[JSON]) -> str:
             if panel["type"] == "row":
                 if lines[-1]:
                     lines.append("")
-                lines += [f"### {panel['title']}", ""]
-                continue
-            lines.append(
-                f"- **{panel['title']}** ({panel['type']}, unit `{_unit_of(panel)}`): "
-                f"{panel['description']}"
-            )
-            for target in panel["targets"]:
-                lines.append(f"  - `{target['expr']}`")
+                state = "collapsed" if panel["collapsed"] else "open"
+                lines += [f"### {panel['title']} ({state})", ""]
+                lines.extend(line for nested in panel["panels"] for line in _panel_lines(nested))
+            else:
+                lines.extend(_panel_lines(panel))
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _panel_lines(panel: JSON) -> list[str]:
+    """A panel's README entry: title, kind, unit, description, then each query."""
+    instant = {True: " (instant)", False: ""}
+    return [
+        f"- **{panel['title']}** ({panel['type']}, unit `{_unit_of(panel)}`): "
+        f"{panel['description']}",
+        *(f"  - `{t['expr']}`{instant[t['instant']]}" for t in panel["targets"]),
+    ]
 
 
 def _unit_of(panel: JSON) -> str:

@@ -3,6 +3,8 @@ histogram), and the titles, headlines and target panel the ratio panels share.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from exporter.generation.dashboards.model import GRID_WIDTH, QUANTILES, TARGET_WIDTH, Panel, Target
 from exporter.generation.dashboards.queries import (
     by_clause,
@@ -16,8 +18,9 @@ from exporter.generation.dashboards.queries import (
 from exporter.generation.dashboards.thresholds import (
     bounds_for,
     describe_bounds,
-    grafana_unit,
+    kpi_unit,
     quantile_alert_bounds,
+    rate_unit,
     steps_for,
     unit_words,
 )
@@ -75,7 +78,7 @@ def _gauge_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
     # a gauge is a state read from the database: replicas report the same value, so max
     expr = f"max{by_clause(kpi.labels)}({selector(metric)})"
     legend = legend_of(kpi.labels, display_title(kpi.name))
-    unit = grafana_unit(kpi.unit)
+    unit = kpi_unit(kpi)
     bounds = bounds_for(kpi.alerts, kpi.target, "value")
     steps = steps_for(bounds)
     description = help_or(kpi.help, f"Gauge {metric}.") + describe_bounds(bounds, False)
@@ -98,6 +101,7 @@ def _gauge_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
                 maximum=limits[1],
             )
         )
+    target = target_panel(kpi, value(spec, kpi), unit, limits, panels)
     panels.append(
         Panel(
             key=f"kpi/{kpi.name}/trend",
@@ -106,15 +110,14 @@ def _gauge_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
             description=description,
             targets=(Target(expr, legend),),
             unit=unit,
-            width=GRID_WIDTH - sum(p.width for p in panels) - target_width(kpi),
+            width=GRID_WIDTH - sum(p.width for p in (*panels, *target)),
             steps=steps,
             minimum=limits[0],
             maximum=limits[1],
             axis_label=unit_words(kpi),
         )
     )
-    panels.extend(target_panel(kpi, value(spec, kpi), unit, limits))
-    return tuple(panels)
+    return (*panels, *target)
 
 
 def _counter_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
@@ -122,17 +125,20 @@ def _counter_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
     Long only by its Panel literals, one per panel shown."""
     metric = spec.metric_name(kpi)
     labels = kpi.labels
-    unit = grafana_unit(kpi.unit)
+    unit = kpi_unit(kpi)
+    per_second = rate_unit(kpi)
     help_text = help_or(kpi.help, f"Counter {metric}.")
     title = display_title(kpi.name)
     kind = kpi.panel or "stat"
     headline = headline_kind(kind)
     panels: list[Panel] = []
     if headline is not None:
-        targets = [Target(f"sum({increase_over_range(selector(metric))})", "total")]
+        # one number per series over the whole range: an instant query, not a range of them
+        total = f"sum({increase_over_range(selector(metric))})"
+        targets = [Target(total, "total", instant=True)]
         if labels and headline in ("bargauge", "table"):
             by_labels = f"sum{by_clause(labels)}({increase_over_range(selector(metric))})"
-            targets.append(Target(by_labels, legend_of(labels, title)))
+            targets.append(Target(by_labels, legend_of(labels, title), instant=True))
         panels.append(
             Panel(
                 key=f"kpi/{kpi.name}/increase",
@@ -151,6 +157,7 @@ def _counter_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
     for alert in kpi.alerts:
         views.setdefault(tuple(sorted(alert.matchers.items())), []).append(alert)
     constant = sorted(spec.exporter.labels)
+    target = target_panel(kpi, value(spec, kpi), per_second, (None, None), panels)
     for matchers, alerts in views.items():
         bounds = bounds_for(alerts, None if matchers else kpi.target, "rate")
         narrowed = rate(selector(metric, matchers))
@@ -172,13 +179,14 @@ def _counter_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
                 + f": {', '.join(breakdown)}."
                 + describe_bounds(bounds, True),
                 targets=tuple(targets),
-                unit=unit,
-                width=GRID_WIDTH - used - target_width(kpi) if not matchers else 12,
+                unit=per_second,
+                width=GRID_WIDTH - used - sum(p.width for p in target) if not matchers else 12,
                 steps=steps_for(bounds),
                 axis_label=f"{unit_words(kpi) or 'events'}/s",
             )
         )
-    panels.extend(target_panel(kpi, value(spec, kpi), unit, (None, None)))
+        if not matchers:
+            panels.extend(target)
     return tuple(panels)
 
 
@@ -188,7 +196,7 @@ def _histogram_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
     metric = spec.metric_name(kpi)
     bucket = selector(f"{metric}_bucket")
     labels = kpi.labels
-    unit = grafana_unit(kpi.unit)
+    unit = kpi_unit(kpi)
     title = display_title(kpi.name)
     help_text = help_or(kpi.help, f"Histogram {metric}.")
     bounds = bounds_for(kpi.alerts, kpi.target, "value")
@@ -216,7 +224,9 @@ def _histogram_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
                 steps=steps,
             )
         )
-    free = GRID_WIDTH - sum(p.width for p in panels)
+    target = target_panel(kpi, value(spec, kpi), unit, (None, None), panels)
+    # the target sits beside the p95 by label, or else beside the quantiles and heatmap
+    free = GRID_WIDTH - sum(p.width for p in (*panels, *(() if labels else target)))
     panels.append(
         Panel(
             key=f"kpi/{kpi.name}/quantiles",
@@ -250,24 +260,30 @@ def _histogram_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
                 + describe_bounds(p95_bounds, False),
                 targets=(by_label,),
                 unit=unit,
-                width=GRID_WIDTH - target_width(kpi),
+                width=GRID_WIDTH - sum(p.width for p in target),
                 steps=steps,
             )
         )
-    panels.extend(target_panel(kpi, value(spec, kpi), unit, (None, None)))
-    return tuple(panels)
+    return (*panels, *target)
 
 
-def target_width(item: Kpi | Ratio) -> int:
-    """Room kept beside the trend for the target panel."""
-    return TARGET_WIDTH if item.target is not None else 0
+def shows_value(panels: Sequence[Panel], expr: str) -> bool:
+    """Whether a headline (stat or gauge) of `panels` already shows exactly this value."""
+    return any(
+        p.kind in ("stat", "gauge") and [t.expr for t in p.targets] == [expr] for p in panels
+    )
 
 
 def target_panel(
-    item: Kpi | Ratio, expr: str, unit: str, limits: tuple[float | None, float | None]
+    item: Kpi | Ratio,
+    expr: str,
+    unit: str,
+    limits: tuple[float | None, float | None],
+    shown: Sequence[Panel] = (),
 ) -> tuple[Panel, ...]:
-    """A stat with a sparkline: green on the target's side, yellow off it."""
-    if item.target is None:
+    """A stat with a sparkline: green on the target's side, yellow off it; none when a
+    headline of `shown` already shows the value (its colours include the target's)."""
+    if item.target is None or shows_value(shown, expr):
         return ()
     target = item.target
     side = "at or above" if target.direction == "above" else "at or below"

@@ -14,6 +14,7 @@ ALL_KPIS_UID = "kpi-exporter-all-kpis"
 PROVISIONING_PATH = "provisioning/dashboards.yaml"
 GRID_WIDTH = 24
 HEIGHT = 8
+RED_HEIGHT = 6  # the RED row: its header and panels in the first 7 grid units
 QUANTILES = (0.5, 0.95, 0.99)
 TARGET_WIDTH = 6
 
@@ -52,6 +53,7 @@ class Panel:
     axis_label: str = ""
     mappings: tuple[tuple[str, str, str], ...] = ()  # value, text, color
     new_line: bool = False  # start on a new grid line (the first panel of a KPI)
+    height: int = HEIGHT
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from exporter.generation.dashboards.kpis import (
     headline_width,
     help_or,
     target_panel,
-    target_width,
 )
 from exporter.generation.dashboards.model import GRID_WIDTH, OK, Panel, Target
 from exporter.generation.dashboards.queries import recorded_legend, selector, value
@@ -55,6 +54,7 @@ def ratio_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
                 maximum=1.0,
             )
         )
+    target = target_panel(ratio, overall, "percentunit", (0.0, 1.0), panels)
     panels.append(
         Panel(
             key=f"ratio/{ratio.name}/trend",
@@ -64,14 +64,13 @@ def ratio_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
             f"{window})." + describe_bounds(bounds, False),
             targets=(Target(recorded, legend),),
             unit="percentunit",
-            width=GRID_WIDTH - sum(p.width for p in panels) - target_width(ratio),
+            width=GRID_WIDTH - sum(p.width for p in (*panels, *target)),
             steps=steps,
             minimum=0.0,
             maximum=1.0,
         )
     )
-    panels.extend(target_panel(ratio, overall, "percentunit", (0.0, 1.0)))
-    return tuple(panels)
+    return (*panels, *target)
 
 
 def slo_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:

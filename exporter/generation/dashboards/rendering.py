@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from exporter.conventions import SelfMetric as M
+from exporter.generation.dashboards.layout import Grid, filled
 from exporter.generation.dashboards.model import (
     DATASOURCE,
     GRID_WIDTH,
-    HEIGHT,
     JSON,
     SCHEMA_VERSION,
     TAG,
@@ -29,52 +28,31 @@ def _panel_id(key: str, taken: set[int]) -> int:
     return number
 
 
-@dataclass
-class _Layout:
-    """Flow layout on Grafana's 24-column grid."""
-
-    x: int = 0
-    y: int = 0
-    line_height: int = 0
-    ids: set[int] = field(default_factory=set)
-
-    def place(self, width: int, height: int) -> JSON:
-        width = max(1, min(width, GRID_WIDTH))
-        if self.x + width > GRID_WIDTH:
-            self.newline()
-        pos = {"h": height, "w": width, "x": self.x, "y": self.y}
-        self.x += width
-        self.line_height = max(self.line_height, height)
-        return pos
-
-    def newline(self) -> None:
-        if self.x:
-            self.y += self.line_height
-        self.x, self.line_height = 0, 0
-
-
 def render_board(board: Board) -> JSON:
     """The Grafana dashboard object (importable as is, no __inputs); long only by the JSON
     Grafana expects, written out."""
-    layout = _Layout()
+    layout = Grid()
     panels: list[JSON] = []
-    for row in board.rows:
+    for index, row in enumerate(board.rows):
+        # the first row is open; the rest are collapsed, their panels nested in the row
+        collapsed = index > 0
         layout.newline()
-        panels.append(
-            {
-                "collapsed": False,
-                "gridPos": layout.place(GRID_WIDTH, 1),
-                "id": _panel_id(f"row/{row.title}", layout.ids),
-                "panels": [],
-                "title": row.title,
-                "type": "row",
-            }
-        )
+        header: JSON = {
+            "collapsed": collapsed,
+            "gridPos": layout.place(GRID_WIDTH, 1),
+            "id": _panel_id(f"row/{row.title}", layout.ids),
+            "panels": [],
+            "title": row.title,
+            "type": "row",
+        }
+        panels.append(header)
         layout.newline()
-        for panel in row.panels:
+        inner = Grid(y=layout.y, ids=layout.ids) if collapsed else layout
+        placed = header["panels"] if collapsed else panels
+        for panel in filled(row.panels):
             if panel.new_line:
-                layout.newline()
-            panels.append(_render_panel(panel, layout))
+                inner.newline()
+            placed.append(_render_panel(panel, inner))
     return {
         "annotations": {
             "list": [
@@ -162,7 +140,7 @@ def _variables() -> list[JSON]:
     ]
 
 
-def _render_panel(panel: Panel, layout: _Layout) -> JSON:
+def _render_panel(panel: Panel, layout: Grid) -> JSON:
     """A panel's Grafana JSON: queries, field defaults and thresholds, placed by the layout."""
     ref_ids = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     targets = []
@@ -212,7 +190,7 @@ def _render_panel(panel: Panel, layout: _Layout) -> JSON:
         "datasource": dict(DATASOURCE),
         "description": panel.description,
         "fieldConfig": {"defaults": defaults, "overrides": []},
-        "gridPos": layout.place(panel.width, HEIGHT),
+        "gridPos": layout.place(panel.width, panel.height),
         "id": _panel_id(panel.key, layout.ids),
         "options": _options(panel),
         "targets": targets,
@@ -251,9 +229,11 @@ def _options(panel: Panel) -> JSON:
             "tooltip": {"mode": "multi", "sort": "desc"},
         }
     if panel.kind == "stat":
+        # a sparkline needs a range of values; an instant query (a range total) has one
+        sparkline = not all(t.instant for t in panel.targets)
         return {
             "colorMode": "value",
-            "graphMode": "area",
+            "graphMode": "area" if sparkline else "none",
             "justifyMode": "auto",
             "orientation": "auto",
             "reduceOptions": reduce,

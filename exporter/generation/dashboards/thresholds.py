@@ -3,6 +3,7 @@ steps; a histogram's quantile alerts are read from the rules the spec writes."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import Iterable, Sequence
@@ -51,6 +52,39 @@ def grafana_unit(unit: str) -> str:
     return UNIT_ALIASES.get(unit.strip().lower(), "short")
 
 
+# a unit the KPI's name ends with, when the spec gives none (Prometheus' naming rules)
+_NAME_UNITS = {"seconds": "s", "bytes": "bytes", "ratio": "percentunit"}
+# per-second forms of Grafana units; "short" and unknown words read as counts per second
+_RATE_UNITS = {"bytes": "Bps", "decbytes": "Bps", "bits": "bps", "decbits": "bps"}
+PER_SECOND = frozenset(
+    ["cps", "ops", "reqps", "rps", "wps", "iops", "Bps", "bps", "rowsps", "recps"]
+)
+
+
+def kpi_unit(kpi: Kpi) -> str:
+    """Grafana's unit of a KPI's values: the spec's unit, else the one its name ends with."""
+    if kpi.unit:
+        return grafana_unit(kpi.unit)
+    return _NAME_UNITS.get(kpi.name.removesuffix("_total").rsplit("_", 1)[-1], "short")
+
+
+def rate_unit(kpi: Kpi) -> str:
+    """Grafana's unit of a counter's per-second rate: requests per second for a request
+    counter, bytes per second for bytes, `<unit>/s` for money and free words (tokens),
+    counts per second otherwise."""
+    unit = kpi_unit(kpi)
+    words = kpi.name.removesuffix("_total").split("_")
+    if unit == "short" and kpi.unit.strip().lower() in ("", "count", "requests", "request"):
+        requests = {"request", "requests"} & {*words, kpi.unit.strip().lower()}
+        return "reqps" if requests else "cps"
+    if unit in PER_SECOND:
+        return unit
+    if unit in _RATE_UNITS:
+        return _RATE_UNITS[unit]
+    word = kpi.unit.strip() or unit
+    return f"suffix: {word.upper() if unit.startswith('currency') else word}/s"
+
+
 def unit_words(kpi: Kpi) -> str:
     return kpi.unit if kpi.unit and grafana_unit(kpi.unit) == "short" else ""
 
@@ -90,10 +124,14 @@ def bounds_for(alerts: Iterable[Threshold], target: Goal | None, view: str) -> l
 
 
 def steps_for(bounds: Sequence[Bound]) -> tuple[tuple[float | None, str], ...]:
-    """Grafana threshold steps (ascending) colouring each interval by its worst violated bound."""
+    """Grafana threshold steps (ascending) colouring each interval by its worst violated bound.
+    Red is where the panel's most severe alert fires: a warning alert with no critical one
+    beside it colours red (the brief: red below 90%), orange only under a critical one."""
     points = sorted({b.value for b in bounds})
     if not points:
         return ((None, OK),)
+    if all(b.color != "red" for b in bounds):
+        bounds = [dataclasses.replace(b, color="red") if b.color == "orange" else b for b in bounds]
 
     def color_at(x: float) -> str:
         worst = OK
