@@ -75,6 +75,31 @@ def reference_errors(spec: Spec) -> Problems:
                             f"{name!r} is not a KPI, ratio or record of this spec",
                         )
                     )
+        problems.extend(_red_errors(spec, d))
+    return problems
+
+
+def _red_errors(spec: Spec, index: int) -> Problems:
+    """A dashboard's `red` names KPIs (and a ratio for errors) of the kinds each signal reads."""
+    red = spec.dashboards[index].red
+    if not red:
+        return []
+    types = {kpi.name: kpi.type for kpi in spec.kpis}
+    ratios = {ratio.name for ratio in spec.ratios}
+    wanted = {
+        "duration": ({"histogram"}, "a histogram KPI"),
+        "rate": ({"counter", "histogram"}, "a counter or histogram KPI"),
+        "errors": ({"counter", "ratio"}, "a counter KPI or a ratio"),
+    }
+    problems: Problems = []
+    for key, (kinds, what) in wanted.items():
+        name = getattr(red, key)
+        kind = "ratio" if name in ratios else types.get(name or "")
+        if name is not None and kind not in kinds:
+            found = f"a {kind}" if kind else "not in this spec"
+            problems.append(
+                (("dashboards", index, "red", key), f"{name!r} is {found}: name {what}")
+            )
     return problems
 
 

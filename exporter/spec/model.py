@@ -359,11 +359,23 @@ class DashboardRow(Strict):
     kpis: list[str] = Field(min_length=1)
 
 
+class RedRow(Strict):
+    """The KPIs of a dashboard's RED row, where the generator's own pick is not the one
+    wanted; rate and errors left out are still picked by that rule."""
+
+    duration: str = Field(description="a histogram KPI: its p95")
+    rate: str | None = Field(None, description="a counter KPI, or the histogram (its _count)")
+    errors: str | None = Field(None, description="a counter KPI or a ratio (1 - ratio)")
+
+
 class Dashboard(Strict):
     title: str = Field(min_length=1)
     uid: str | None = Field(None, pattern=r"^[a-zA-Z0-9_-]{1,40}$")
     description: str = ""
     rows: list[DashboardRow] = Field(min_length=1)
+    red: RedRow | Literal[False] | None = Field(
+        None, description="the RED row's KPIs, or false for none; unset: picked from the rows"
+    )
 
 
 class Spec(Strict):

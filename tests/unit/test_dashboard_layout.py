@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.dashboards import panels_of, small_spec, spec_named
+from support.dashboards import SMALL, panels_of, small_spec, spec_named
 
 from exporter.generation.dashboards.boards import boards
 from exporter.generation.dashboards.red import find_red
 from exporter.generation.dashboards.rendering import render_board
 from exporter.generation.rules.build import build_rules
+from exporter.spec.loading import SpecError, load_spec
 from exporter.spec.model import Spec
 
 SPECS = ["demo", "small", "kitchen-sink"]
@@ -288,3 +289,65 @@ def test_panels_do_not_overlap(generated: tuple[Spec, list[Json]]) -> None:
                 }
                 assert not cells & mine, f"{board['title']} / {panel['title']} overlaps"
                 cells |= mine
+
+
+class TestRedHint:
+    """A dashboard's `red` key: the KPIs named, or no RED row; wrong kinds fail the load."""
+
+    def spec_with(self, tmp_path: Path, red: str) -> Spec:
+        text = SMALL.replace("  - title: API\n", f"  - title: API\n    red: {red}\n")
+        assert text != SMALL
+        path = tmp_path / "hinted.yaml"
+        path.write_text(text)
+        return load_spec([path]).spec
+
+    def test_named_kpis_replace_the_pick(self, tmp_path: Path) -> None:
+        spec = self.spec_with(
+            tmp_path, "{duration: api_latency_seconds, errors: api_call_failures_total}"
+        )
+        red = open_panels(render_board(boards(spec)[0]))
+        assert [p["title"] for p in red] == [
+            "Request rate · API calls",  # not named: still picked by the rule
+            "Error rate · API call failures",
+            "p95 latency · API latency",
+        ]
+        assert "api_call_failures_total" in red[1]["targets"][0]["expr"]
+        spec = self.spec_with(
+            tmp_path, "{duration: api_latency_seconds, rate: api_latency_seconds}"
+        )
+        rate = open_panels(render_board(boards(spec)[0]))[0]
+        assert "api_latency_seconds_count" in rate["targets"][0]["expr"]
+
+    def test_false_means_no_red_row(self, tmp_path: Path) -> None:
+        board = render_board(boards(self.spec_with(tmp_path, "false"))[0])
+        assert [p["title"] for p in board["panels"] if p["type"] == "row"] == ["Calls", "Latency"]
+        assert board["panels"][0]["collapsed"] is False
+
+    @pytest.mark.parametrize(
+        ("red", "message"),
+        [
+            (
+                "{duration: api_calls_total}",
+                "dashboards[0].red.duration: 'api_calls_total' is a counter: name a histogram KPI",
+            ),
+            (
+                "{duration: api_latency_seconds, errors: nope}",
+                "dashboards[0].red.errors: 'nope' is not in this spec: name a counter KPI or a "
+                "ratio",
+            ),
+            (
+                "{duration: api_latency_seconds, rate: api_success_ratio}",
+                "dashboards[0].red.rate: 'api_success_ratio' is a ratio: name a counter or "
+                "histogram KPI",
+            ),
+        ],
+    )
+    def test_wrong_kinds_name_file_line_and_field(
+        self, tmp_path: Path, red: str, message: str
+    ) -> None:
+        with pytest.raises(SpecError) as caught:
+            self.spec_with(tmp_path, red)
+        found = [str(p) for p in caught.value.problems]
+        line = SMALL.splitlines().index("  - title: API") + 2  # the red: line, 1-based
+        assert any(message in p for p in found), found
+        assert any(p.startswith(f"{tmp_path}/hinted.yaml:{line}:") for p in found), found

@@ -104,7 +104,8 @@ def _board(spec: Spec, dashboard: Dashboard, taken: set[str]) -> Board:
     rows."""
     uid = _unique(dashboard.uid or _slug(dashboard.title), taken)
     rows = _rows(spec, ((row.title, row.kpis) for row in dashboard.rows))
-    red = find_red(spec, [name for row in dashboard.rows for name in row.kpis])
+    names = [name for row in dashboard.rows for name in row.kpis]
+    red = None if dashboard.red is False else find_red(spec, names, dashboard.red)
     return Board(
         uid=uid,
         title=dashboard.title,

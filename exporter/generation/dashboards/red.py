@@ -9,7 +9,8 @@ The rule, read from the KPIs a dashboard lists:
   the histogram's own `_count`.
 - Errors: a ratio over the rate counter (one minus good / total, over the ratio's window,
   the one its alerts judge); else the error counter (its name has error, errors, fail,
-  failed, failure or failures) sharing the most leading words with the rate's; else none."""
+  failed, failure or failures) sharing the most leading words with the rate's; else none.
+A dashboard's `red` names the duration (and the rate or errors) itself, or is false: no row."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from exporter.generation.dashboards.thresholds import (
     rate_unit,
     steps_for,
 )
-from exporter.spec.model import Kpi, Ratio, Spec
+from exporter.spec.model import Kpi, Ratio, RedRow, Spec
 
 ERROR_WORDS = frozenset(["error", "errors", "fail", "failed", "failure", "failures"])
 TIME_UNITS = frozenset(["s", "ms", "µs", "ns"])
@@ -69,16 +70,24 @@ def _closest(kpis: Sequence[Kpi], name: str) -> Kpi | None:
     return max(kpis, key=lambda k: _shared(k.name, name), default=None)
 
 
-def find_red(spec: Spec, names: Sequence[str]) -> Red | None:
-    """The RED KPIs among the listed names, by the rule in this module's docstring."""
+def find_red(spec: Spec, names: Sequence[str], hint: RedRow | None = None) -> Red | None:
+    """The RED KPIs among the listed names, by the rule in this module's docstring; a
+    dashboard's `red` names some or all of them instead."""
     kpis = [spec.kpi(n) for n in names if n in {k.name for k in spec.kpis}]
     durations = [k for k in kpis if k.type == "histogram" and kpi_unit(k) in TIME_UNITS]
+    if hint is not None:
+        durations = [spec.kpi(hint.duration)]
     if not durations:
         return None
     duration = durations[0]
     counters = [k for k in kpis if k.type == "counter" and not is_error_counter(k)]
     requests = _closest(counters, duration.name) or duration
+    if hint is not None and hint.rate is not None:
+        requests = spec.kpi(hint.rate)
     errors: Kpi | Ratio | None = None
+    if hint is not None and hint.errors is not None:
+        named = [r for r in spec.ratios if r.name == hint.errors]
+        return Red(requests, named[0] if named else spec.kpi(hint.errors), duration)
     if requests.type == "counter":
         metric = spec.metric_name(requests)
         listed = [r for r in spec.ratios if r.name in names]
@@ -109,9 +118,9 @@ def _rate_panel(spec: Spec, kpi: Kpi, duration: Kpi) -> Panel:
         bounds = bounds_for([a for a in kpi.alerts if not a.matchers], kpi.target, "rate")
         unit, what = rate_unit(kpi), f"{spec.metric_name(kpi)} per second"
     else:
-        expr = f"sum({rate(selector(spec.metric_name(duration) + '_count'))})"
+        expr = f"sum({rate(selector(spec.metric_name(kpi) + '_count'))})"
         bounds, unit = [], "ops"
-        what = f"observations of {spec.metric_name(duration)} per second"
+        what = f"observations of {spec.metric_name(kpi)} per second"
     return Panel(
         key=f"red/rate/{kpi.name}",
         kind="stat",
