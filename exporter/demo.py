@@ -218,9 +218,23 @@ def create_schema(conn: Any, dialect: str) -> None:
     for table, columns in _TABLES.items():
         columns = columns.format(id=ddl.identity, text=ddl.text)
         cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
-    for name, table, columns in _INDEXES:
-        cur.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+    existing: list[str] = []
+    if ddl.index_names is not None:
+        cur.execute(ddl.index_names)
+        existing = [name for (name,) in cur.fetchall()]
+    for statement in index_statements(ddl, existing):
+        cur.execute(statement)
     conn.commit()
+
+
+def index_statements(ddl: DemoDialect, existing: Sequence[str]) -> list[str]:
+    """The demo's CREATE INDEX statements: each IF NOT EXISTS, or, on an engine without that
+    (ddl.index_names: MySQL 8), only those of the indexes not in `existing` (names from
+    ddl.index_names, compared case-insensitively as MySQL does)."""
+    if ddl.index_names is None:
+        return [f"CREATE INDEX IF NOT EXISTS {n} ON {t} ({c})" for n, t, c in _INDEXES]
+    present = {name.lower() for name in existing}
+    return [f"CREATE INDEX {n} ON {t} ({c})" for n, t, c in _INDEXES if n not in present]
 
 
 def seed(conn: Any, dialect: str, now: float, rng: random.Random) -> None:

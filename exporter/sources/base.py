@@ -104,6 +104,9 @@ class DemoDialect:
     identity: str  # the DDL of an auto-numbered BIGINT primary key column
     placeholder: str  # the driver's positional marker in INSERT statements ('?' or '%s')
     text: str = "TEXT"  # the type of the demo's string columns (some engines index no TEXT)
+    # On an engine without CREATE INDEX IF NOT EXISTS (MySQL 8): the query listing the names of
+    # the current schema's indexes, so the demo creates only the missing ones.
+    index_names: str | None = None
 
 
 class Backend(Source, Protocol):

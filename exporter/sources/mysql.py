@@ -201,9 +201,14 @@ class MysqlSource:
         server_timeout=True, cancel=True, read_only=True, bound_parameters=True
     )
     paramstyle: ClassVar[ParamStyle] = "qmark"
-    # InnoDB indexes no TEXT column without a prefix length: the demo's strings are VARCHAR
+    # InnoDB indexes no TEXT column without a prefix length: the demo's strings are VARCHAR.
+    # MySQL 8 has no CREATE INDEX IF NOT EXISTS (MariaDB has): the demo asks which exist.
     demo: ClassVar = DemoDialect(
-        identity="BIGINT AUTO_INCREMENT PRIMARY KEY", placeholder="?", text="VARCHAR(255)"
+        identity="BIGINT AUTO_INCREMENT PRIMARY KEY",
+        placeholder="?",
+        text="VARCHAR(255)",
+        index_names="SELECT DISTINCT index_name FROM information_schema.statistics"
+        " WHERE table_schema = DATABASE()",
     )
 
     def __init__(self, name: str, dsn: str, database: Database, pool_timeout: float) -> None:

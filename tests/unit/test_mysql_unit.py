@@ -12,6 +12,7 @@ from conftest import extra
 
 mariadb = extra("mariadb", "the mysql extra: pip install -e '.[mysql]', needs libmariadb-dev")
 
+from exporter import demo  # noqa: E402
 from exporter.sources import mysql  # noqa: E402
 from exporter.sources.base import QueryError  # noqa: E402
 from exporter.spec.model import Database  # noqa: E402
@@ -274,3 +275,59 @@ class TestMysql8Branch:
         with pytest.raises(QueryError) as caught:
             db.query("SELECT 1", {}, 1)
         assert caught.value.reason == "pool"
+
+
+class MySql8Ddl:
+    """A connection answering the demo's DDL as MySQL 8 does: no CREATE INDEX IF NOT EXISTS
+    (error 1064), a duplicate index name refused (1061), information_schema listing indexes."""
+
+    def __init__(self) -> None:
+        self.indexes: list[str] = []
+        self.rows: list[tuple[Any, ...]] = []
+
+    def cursor(self) -> MySql8Ddl:
+        return self
+
+    def commit(self) -> None:
+        pass
+
+    def execute(self, sql: str) -> None:
+        if sql.startswith("CREATE INDEX"):
+            if sql.startswith("CREATE INDEX IF NOT EXISTS"):
+                exc = mariadb.ProgrammingError("You have an error in your SQL syntax")
+                exc.errno = 1064
+                raise exc
+            name = sql.split()[2]
+            if name.lower() in (n.lower() for n in self.indexes):
+                exc = mariadb.OperationalError(f"Duplicate key name '{name}'")
+                exc.errno = 1061
+                raise exc
+            self.indexes.append(name)
+        self.rows = [(n.upper(),) for n in self.indexes] if "information_schema" in sql else []
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+
+class TestDemoDdlOnMySql8:
+    def test_missing_indexes_only_without_if_not_exists(self) -> None:
+        statements = demo.index_statements(
+            demo.demo_dialect("mysql"),
+            ["users_created_at", "SESSIONS_LAST_SEEN", "queue_jobs_status", "PRIMARY"],
+        )
+        assert statements == [
+            "CREATE INDEX sessions_user_last_seen ON sessions (user_id, last_seen)",
+            "CREATE INDEX payments_created_at ON payments (created_at)",
+            "CREATE INDEX generations_created_at ON generations (created_at)",
+            "CREATE INDEX token_usage_created_at ON token_usage (created_at)",
+            "CREATE INDEX queue_jobs_finished_at_id ON queue_jobs (finished_at, id)",
+            "CREATE INDEX http_requests_created_at ON http_requests (created_at)",
+            "CREATE INDEX errors_created_at ON errors (created_at)",
+            "CREATE INDEX feature_events_created_at ON feature_events (created_at)",
+        ]
+
+    def test_create_schema_twice(self) -> None:
+        conn = MySql8Ddl()
+        demo.create_schema(conn, "mysql")
+        demo.create_schema(conn, "mysql")
+        assert len(conn.indexes) == 11 and len(set(conn.indexes)) == 11
