@@ -143,6 +143,17 @@ def burn_alert_name(ratio_name: str) -> str:
     return camel(ratio_name.removesuffix("_ratio")) + "ErrorBudgetBurn"
 
 
+def latency_burn_alert_name(kpi_name: str) -> str:
+    """`<Kpi>LatencyBudgetBurn` for a histogram's latency SLO (a `_seconds` unit left out:
+    `queue_job_duration_seconds` -> `QueueJobDurationLatencyBudgetBurn`)."""
+    return camel(kpi_name.removesuffix("_seconds")) + "LatencyBudgetBurn"
+
+
+def freshness_burn_alert_name(kpi_name: str) -> str:
+    """`<Kpi>FreshnessBudgetBurn` for a KPI's freshness SLO."""
+    return camel(kpi_name) + "FreshnessBudgetBurn"
+
+
 # --- recording-rule names (level:metric:operations) -------------------------------------------
 
 
@@ -158,7 +169,7 @@ def ratio_record_name(ratio_name: str, window: float) -> str:
 
 def error_ratio_record_name(ratio_name: str, window: float) -> str:
     """An SLO's error ratio over one window: `job:x:error_ratio_rate1h`."""
-    return f"{ratio_record_prefix(ratio_name)}:error_ratio_rate{format_duration(window)}"
+    return ratio_slo_names(ratio_name).error_ratio(window)
 
 
 def events_record_name(ratio_name: str, window: float) -> str:
@@ -170,8 +181,7 @@ def events_record_name(ratio_name: str, window: float) -> str:
 def sample_record_names(ratio_name: str, interval: float) -> tuple[str, str]:
     """An SLO's sampled bad and all events per second: `job:x:error_sample_rate5m`,
     `job:x:event_sample_rate5m`."""
-    prefix, window = ratio_record_prefix(ratio_name), format_duration(interval)
-    return f"{prefix}:error_sample_rate{window}", f"{prefix}:event_sample_rate{window}"
+    return ratio_slo_names(ratio_name).samples(interval)
 
 
 def baseline_record_name(metric: str, op: str, span: float) -> str:
@@ -181,7 +191,57 @@ def baseline_record_name(metric: str, op: str, span: float) -> str:
 
 def budget_record_name(ratio_name: str) -> str:
     """An SLO's error budget left over its period: `job:x:error_budget_remaining`."""
-    return f"{ratio_record_prefix(ratio_name)}:error_budget_remaining"
+    return ratio_slo_names(ratio_name).budget
+
+
+@dataclass(frozen=True)
+class SloNames:
+    """The recording rules of one SLO, all under `prefix` (`job:x`). Error ratios of event SLOs
+    are `…:error_ratio_rate1h`; of time SLOs (freshness), `…:error_ratio_avg1h`."""
+
+    prefix: str
+    op: Literal["rate", "avg"] = "rate"
+
+    def error_ratio(self, window: float) -> str:
+        return f"{self.prefix}:error_ratio_{self.op}{format_duration(window)}"
+
+    def samples(self, interval: float) -> tuple[str, str]:
+        """The sampled bad and all events per second (`…:error_sample_rate5m`,
+        `…:event_sample_rate5m`); a time SLO only has the first, its bad share (`…_avg5m`)."""
+        window = format_duration(interval)
+        return (
+            f"{self.prefix}:error_sample_{self.op}{window}",
+            f"{self.prefix}:event_sample_rate{window}",
+        )
+
+    @property
+    def budget(self) -> str:
+        return f"{self.prefix}:error_budget_remaining"
+
+    @property
+    def good(self) -> str:
+        """A time SLO's recorded 0/1 series: 1 while the SLI is good (`…:fresh`)."""
+        return f"{self.prefix}:fresh"
+
+
+def ratio_slo_names(ratio_name: str) -> SloNames:
+    return SloNames(ratio_record_prefix(ratio_name))
+
+
+def latency_slo_names(kpi_name: str) -> SloNames:
+    """`job:<kpi>_latency:…` for a histogram's latency SLO."""
+    return SloNames(f"job:{kpi_name}_latency")
+
+
+def freshness_slo_names(kpi_name: str) -> SloNames:
+    """`job:<kpi>_freshness:…` (without `_total`) for a KPI's freshness SLO."""
+    return SloNames(f"job:{base_name(kpi_name)}_freshness", "avg")
+
+
+def le_value(bound: float) -> str:
+    """A histogram bucket's `le` label as the exporter writes it (Python's repr of the float:
+    30 -> '30.0', as Prometheus 3 also normalises it); rules select buckets by it."""
+    return repr(float(bound))
 
 
 # --- SLO burn-rate windows --------------------------------------------------------------------

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from exporter.generation.promql import duration
-from exporter.generation.rule_tests import build_tests
+from exporter.generation.rule_tests import TestCase, health_tests, kpi_tests, ratio_tests
 from exporter.generation.rules.build import build_rules
 from exporter.generation.rules.model import AlertRule, RuleGroup, RuleSet
+from exporter.generation.slo_tests import kpi_slo_cases, ratio_slo_cases
 from exporter.spec.model import Spec
 
 Format = Literal["mixin", "prometheus-operator"]
@@ -55,6 +57,8 @@ def group_document(group: RuleGroup) -> dict[str, Any]:
             entry["annotations"] = dict(rule.annotations)
         else:
             entry = {"record": rule.record, "expr": rule.expr}
+            if rule.labels:
+                entry["labels"] = dict(rule.labels)
         rules.append(entry)
     if group.interval is None:
         return {"name": group.name, "rules": rules}
@@ -80,6 +84,37 @@ def operator_document(spec: Spec, ruleset: RuleSet) -> dict[str, Any]:
         },
         "spec": rules_document(ruleset.records + ruleset.alerts),
     }
+
+
+def _test_file(
+    rule_files: Sequence[str], order: Sequence[str], step: float, cases: Sequence[TestCase]
+) -> dict[str, Any]:
+    return {
+        "rule_files": list(rule_files),
+        "evaluation_interval": duration(step),
+        "group_eval_order": list(order),
+        "tests": [case.document(step) for case in cases],
+    }
+
+
+def build_tests(spec: Spec, ruleset: RuleSet, rule_files: Sequence[str]) -> dict[str, Any]:
+    """File name -> promtool test document, for every generated alert that tests can drive."""
+    order = [g.name for g in ruleset.records] + [g.name for g in ruleset.alerts]
+    files: dict[str, Any] = {}
+    step, cases = health_tests(spec)
+    files["health.test.yaml"] = _test_file(rule_files, order, step, cases)
+    for kpi in sorted(spec.kpis, key=lambda k: k.name):
+        step, cases = kpi_tests(spec, kpi)
+        cases += kpi_slo_cases(spec, kpi, step)
+        if cases:
+            files[f"kpi-{kpi.name}.test.yaml"] = _test_file(rule_files, order, step, cases)
+    for ratio in sorted(spec.ratios, key=lambda r: r.name):
+        step, cases = ratio_tests(spec, ratio)
+        if ratio.slo is not None:
+            cases += ratio_slo_cases(spec, ratio, step)
+        if cases:
+            files[f"ratio-{ratio.name}.test.yaml"] = _test_file(rule_files, order, step, cases)
+    return files
 
 
 def render_files(spec: Spec, fmt: Format = "mixin") -> dict[str, str]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from exporter.conventions import SelfMetric, budget_record_name
+from exporter.conventions import SelfMetric
 from exporter.generation import promql
 from exporter.generation.alert_templates import render
 from exporter.generation.promql import duration, quote
@@ -22,9 +22,8 @@ from exporter.generation.rules.kpis import (
     no_increase_alert,
     no_increase_level,
 )
-from exporter.generation.rules.model import AlertRule, RuleSet, confirm_for
+from exporter.generation.rules.model import AlertRule, confirm_for
 from exporter.generation.rules.ratios import ratio_threshold_alert
-from exporter.generation.rules.slo import burn_alerts, error_budget
 from exporter.generation.rules.thresholds import threshold_alert, threshold_labels
 from exporter.spec.labels import ratio_kpis, ratio_labels, source_labels
 from exporter.spec.model import Kpi, Ratio, Spec, Threshold
@@ -370,52 +369,10 @@ def ratio_threshold_case(spec: Spec, ratio: Ratio, threshold: Threshold, step: f
     return case
 
 
-def slo_cases(spec: Spec, ratio: Ratio, step: float) -> list[TestCase]:
-    assert ratio.slo is not None
-    rules = burn_alerts(spec, ratio)
-    end = _up(step + max(r.for_ for r in rules), step)
-    others = [n for n in ratio.total if n != ratio.good]
-    if not others:
-        raise ScenarioError(f"{ratio.name}: total holds only the good counter")
-    failing = TestCase()
-    labels = _ratio_series(spec, ratio, failing, _ratio_rates(ratio, 0, 1)[0], end, step)
-    first = min(rules, key=lambda r: r.for_)
-    failing.expect(step + first.for_ - step, first, [])
-    failing.alerts.append(_all_firing(end, rules, labels))
-    budget = 1 - (1.0 / float(error_budget(ratio.slo)))
-    failing.exprs.append(_expr_check(end, budget_record_name(ratio.name), labels, budget))
-    healthy = TestCase()
-    rates = {n: (0.0 if ratio.good in ratio.total else 1.0) for n in others}
-    rates[ratio.good] = 1.0
-    _ratio_series(spec, ratio, healthy, rates, end, step)
-    healthy.expect(end, rules[0], [])
-    healthy.exprs.append(_expr_check(end, budget_record_name(ratio.name), labels, 1.0))
-    return [failing, healthy]
-
-
-def _all_firing(at: float, rules: Sequence[AlertRule], labels: Labels) -> dict[str, Any]:
-    probe = TestCase()
-    for rule in rules:
-        probe.expect(at, rule, [(labels, 1.0)])
-    alerts = [a for check in probe.alerts for a in check["exp_alerts"]]
-    return {"eval_time": duration(at), "alertname": rules[0].alert, "exp_alerts": alerts}
-
-
-def _expr_check(at: float, expr: str, labels: Labels, value: float) -> dict[str, Any]:
-    return {
-        "expr": expr,
-        "eval_time": duration(at),
-        "exp_samples": [{"labels": _series_text(expr, labels), "value": value}],
-    }
-
-
 def ratio_tests(spec: Spec, ratio: Ratio) -> tuple[float, list[TestCase]]:
     durations = [ratio.window, *[t.for_ for t in ratio.alerts]]
     step = _step(durations)
-    cases = [ratio_threshold_case(spec, ratio, t, step) for t in ratio.alerts]
-    if ratio.slo is not None:
-        cases += slo_cases(spec, ratio, step)
-    return step, cases
+    return step, [ratio_threshold_case(spec, ratio, t, step) for t in ratio.alerts]
 
 
 # --- exporter health --------------------------------------------------------------------------
@@ -469,34 +426,3 @@ def health_tests(spec: Spec) -> tuple[float, list[TestCase]]:
         fine.expect(fire, rule, [])
         cases += [broken, fine]
     return step, cases
-
-
-# --- files ------------------------------------------------------------------------------------
-
-
-def _file(
-    rule_files: Sequence[str], order: Sequence[str], step: float, cases: Sequence[TestCase]
-) -> dict[str, Any]:
-    return {
-        "rule_files": list(rule_files),
-        "evaluation_interval": duration(step),
-        "group_eval_order": list(order),
-        "tests": [case.document(step) for case in cases],
-    }
-
-
-def build_tests(spec: Spec, ruleset: RuleSet, rule_files: Sequence[str]) -> dict[str, Any]:
-    """File name -> promtool test document, for every generated alert that tests can drive."""
-    order = [g.name for g in ruleset.records] + [g.name for g in ruleset.alerts]
-    files: dict[str, Any] = {}
-    step, cases = health_tests(spec)
-    files["health.test.yaml"] = _file(rule_files, order, step, cases)
-    for kpi in sorted(spec.kpis, key=lambda k: k.name):
-        step, cases = kpi_tests(spec, kpi)
-        if cases:
-            files[f"kpi-{kpi.name}.test.yaml"] = _file(rule_files, order, step, cases)
-    for ratio in sorted(spec.ratios, key=lambda r: r.name):
-        step, cases = ratio_tests(spec, ratio)
-        if cases:
-            files[f"ratio-{ratio.name}.test.yaml"] = _file(rule_files, order, step, cases)
-    return files

@@ -11,6 +11,8 @@ from exporter.conventions import (
     BURN_WINDOWS,
     burn_alert_name,
     format_duration,
+    freshness_burn_alert_name,
+    latency_burn_alert_name,
     ratio_alert_name,
     threshold_alert_name,
 )
@@ -219,6 +221,7 @@ def _kpi(index: int, kpi: Kpi, spec: Spec, problems: Problems) -> None:
                     "and 'for' under the window minus the baseline's hour",
                 )
             )
+    _kpi_slos(at, kpi, spec, problems)
     if kpi.forecast is not None:
         forecast = kpi.forecast
         if forecast.near is None and (forecast.above == 0 or forecast.below == 0):
@@ -227,6 +230,39 @@ def _kpi(index: int, kpi: Kpi, spec: Spec, problems: Problems) -> None:
             )
         window = forecast.window
         _window((*at, "forecast", "window"), "the forecast window", window, [kpi], spec, problems)
+
+
+def _kpi_slos(at: Loc, kpi: Kpi, spec: Spec, problems: Problems) -> None:
+    """A latency SLO needs a histogram with a bucket at its latency; both SLOs need alert names
+    that fit, and windows their KPI's polls can fill."""
+    shortest = min(w.short for w in BURN_WINDOWS)
+    if kpi.slo is not None:
+        slo = kpi.slo
+        if kpi.type != "histogram":
+            problems.append(
+                (
+                    (*at, "slo"),
+                    f"a KPI's slo is a latency SLO, for histograms; {kpi.name} is a {kpi.type} "
+                    "(a success SLO over counters is a ratio's slo)",
+                )
+            )
+        elif kpi.buckets is not None and not any(abs(b - slo.latency) < 1e-9 for b in kpi.buckets):
+            listed = ", ".join(f"{b:g}" for b in kpi.buckets)
+            problems.append(
+                (
+                    (*at, "slo", "latency"),
+                    f"{slo.latency:g}s is not a bucket bound of {kpi.name} ({listed}): the SLO "
+                    "counts the events of the bucket at its latency; add it to 'buckets'",
+                )
+            )
+        what = "the SLO's shortest burn-rate window"
+        _window((*at, "slo"), what, shortest, [kpi], spec, problems)
+        _name((*at, "slo", "name"), slo.name or latency_burn_alert_name(kpi.name), problems)
+    if kpi.freshness is not None:
+        freshness = kpi.freshness
+        _window((*at, "freshness", "max_age"), "max_age", freshness.max_age, [kpi], spec, problems)
+        name = freshness.name or freshness_burn_alert_name(kpi.name)
+        _name((*at, "freshness", "name"), name, problems)
 
 
 def _ratio(index: int, ratio: Ratio, spec: Spec, problems: Problems) -> None:

@@ -135,6 +135,40 @@ class Target(Strict):
     direction: Literal["above", "below"] = "above"
 
 
+def _share(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError(
+            f"objective is the share of good events or time, above 0 and below 1 (0.99 for 99%), "
+            f"not {value:g} (a ratio's slo takes a percent)"
+        )
+    return value
+
+
+class LatencySlo(Strict):
+    """A histogram's latency SLO: events at or under `latency` are good (its `le` bucket)."""
+
+    objective: float = Field(description="share of events at or under `latency`, e.g. 0.99")
+    latency: Duration = Field(description="a bucket bound of the histogram, e.g. 30s")
+    window: Duration = Field(30 * 86400.0, description="the SLO period, e.g. 28d")
+    min_events: int = Field(
+        20, ge=0, description="burn-rate alerts need this many events in their long window"
+    )
+    name: CamelCaseName | None = Field(None, description="the burn-rate alert's name")
+
+    _objective = field_validator("objective")(_share)
+
+
+class Freshness(Strict):
+    """A KPI's freshness SLO: the share of time its data is younger than `max_age`."""
+
+    max_age: Duration
+    objective: float = Field(description="share of time the data is fresh, e.g. 0.999")
+    window: Duration = Field(30 * 86400.0, description="the SLO period, e.g. 28d")
+    name: CamelCaseName | None = Field(None, description="the burn-rate alert's name")
+
+    _objective = field_validator("objective")(_share)
+
+
 class Kpi(Strict):
     name: MetricName
     help: str = ""
@@ -169,6 +203,8 @@ class Kpi(Strict):
     forecast: Forecast | None = None
     target: Target | None = None
     panel: PanelKind | None = None
+    slo: LatencySlo | None = Field(None, description="histograms: a latency SLO")
+    freshness: Freshness | None = None
 
     @field_validator("schedule")
     @classmethod

@@ -11,9 +11,9 @@ import pytest
 from exporter.generation.rules.model import RecordRule
 from exporter.generation.rules.ratios import (
     error_events,
-    error_ratio_expr,
     ratio_expr,
     ratio_record,
+    ratio_sli,
     ratio_threshold_alert,
 )
 from exporter.spec.loading import load_spec
@@ -37,6 +37,7 @@ ratios:
     good: requests_total
     total: [requests_total, failed_requests_total]
     window: 10m
+    slo: {objective: 99}
   # good counted apart from the total: the bad events are total minus good
   - name: delivery
     good: delivered_total
@@ -45,6 +46,7 @@ ratios:
     min_events: 0
     alerts:
       - {severity: warning, below: 0.5, for: 1m}
+    slo: {objective: 99}
 """
 
 # the pieces, written out by hand (no replicas, both ratios' counters share their labels, so
@@ -96,19 +98,24 @@ def test_ratio_record_and_its_events_per_second(spec: Spec) -> None:
 def test_bad_events_are_the_other_counters_when_good_is_in_the_total(spec: Spec) -> None:
     expected = f"({SUCCESS_BAD} or {SUCCESS_TOTAL} * 0)"
     assert error_events(spec, ratio(spec, "success"), 600) == expected
-    assert error_ratio_expr(spec, ratio(spec, "success"), 600) == f"{expected} / {SUCCESS_TOTAL}"
+    assert (
+        ratio_sli(spec, ratio(spec, "success")).error_ratio(600) == f"{expected} / {SUCCESS_TOTAL}"
+    )
 
 
 def test_bad_events_are_total_minus_good_when_good_is_counted_apart(spec: Spec) -> None:
     expected = f"({DELIVERY_TOTAL} - ({DELIVERY_GOOD} or {DELIVERY_TOTAL} * 0))"
     assert error_events(spec, ratio(spec, "delivery"), 300) == expected
-    assert error_ratio_expr(spec, ratio(spec, "delivery"), 300) == f"{expected} / {DELIVERY_TOTAL}"
+    assert (
+        ratio_sli(spec, ratio(spec, "delivery")).error_ratio(300)
+        == f"{expected} / {DELIVERY_TOTAL}"
+    )
 
 
 def test_error_ratio_takes_the_window_asked_for(spec: Spec) -> None:
     total = 'sum without (instance) (rate(sent_total{job="kpi-exporter"}[1h]))'
     good = 'sum without (instance) (rate(delivered_total{job="kpi-exporter"}[1h]))'
-    assert error_ratio_expr(spec, ratio(spec, "delivery"), 3600) == (
+    assert ratio_sli(spec, ratio(spec, "delivery")).error_ratio(3600) == (
         f"({total} - ({good} or {total} * 0)) / {total}"
     )
 

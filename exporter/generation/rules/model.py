@@ -28,10 +28,11 @@ class AlertRule:
 
 @dataclass(frozen=True)
 class RecordRule:
-    """One recording rule: `level:metric:operations` = expr."""
+    """One recording rule: `level:metric:operations` = expr, with constant labels added."""
 
     record: str
     expr: str
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 Rule = AlertRule | RecordRule

@@ -1,8 +1,16 @@
-"""A ratio's recording rule and its threshold alerts."""
+"""A ratio's recording rule, its threshold alerts and its SLO's indicator."""
 
 from __future__ import annotations
 
-from exporter.conventions import events_record_name, ratio_alert_name, words
+from fractions import Fraction
+
+from exporter.conventions import (
+    burn_alert_name,
+    events_record_name,
+    ratio_alert_name,
+    ratio_slo_names,
+    words,
+)
 from exporter.generation import promql
 from exporter.generation.promql import aggregate, duration
 from exporter.generation.rules.model import (
@@ -13,6 +21,7 @@ from exporter.generation.rules.model import (
     label_list,
     number,
 )
+from exporter.generation.rules.slo import Sli
 from exporter.generation.rules.thresholds import comparison
 from exporter.spec.labels import ratio_labels
 from exporter.spec.model import Ratio, Spec, Threshold
@@ -41,10 +50,26 @@ def error_events(spec: Spec, ratio: Ratio, window: float) -> str:
     return f"({total} - {_or_zero(good, total)})"
 
 
-def error_ratio_expr(spec: Spec, ratio: Ratio, window: float) -> str:
-    """Errors over total: a label set that only fails reads 1, never nothing."""
-    total = promql.ratio_sum(spec, ratio, ratio.total, window)
-    return f"{error_events(spec, ratio, window)} / {total}"
+def ratio_sli(spec: Spec, ratio: Ratio) -> Sli:
+    """A ratio's SLO: its bad events are the total's events other than the good ones."""
+    slo = ratio.slo
+    assert slo is not None
+
+    def rates(window: float) -> tuple[str, str]:
+        return error_events(spec, ratio, window), promql.ratio_sum(spec, ratio, ratio.total, window)
+
+    return Sli(
+        names=ratio_slo_names(ratio.name),
+        alert=burn_alert_name(ratio.name),
+        kpi=ratio.name,
+        objective=Fraction(str(slo.objective)) / 100,
+        period=slo.period,
+        subject=capital(words(ratio.name.removesuffix("_ratio"))),
+        what=capital(words(ratio.name.removesuffix("_ratio")))
+        + " failed {share} of events over the last {window}",
+        labels=ratio_labels(spec, ratio),
+        rates=rates,
+    )
 
 
 def ratio_record(spec: Spec, ratio: Ratio) -> list[RecordRule]:

@@ -1,0 +1,194 @@
+"""promtool unit tests of the SLOs' burn-rate alerts, for every kind of SLO (ratio, latency,
+freshness): every window firing on a burn, silent on good data, budget records checked.
+
+Event SLOs (ratio, latency) are driven through a writer that lays down counters at given bad
+and total events per second; freshness through the exporter's own success timestamps."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from exporter.conventions import SelfMetric, le_value
+from exporter.generation.promql import duration
+from exporter.generation.rule_tests import (
+    Labels,
+    ScenarioError,
+    TestCase,
+    _keep,
+    _ratio_series,
+    _series_text,
+    _steps,
+    _up,
+    base_labels,
+    kpi_labels,
+    ramp,
+)
+from exporter.generation.rules.freshness import freshness_level, freshness_sli
+from exporter.generation.rules.latency import latency_sli
+from exporter.generation.rules.model import AlertRule
+from exporter.generation.rules.ratios import ratio_sli
+from exporter.generation.rules.slo import Sli, burn_alerts
+from exporter.spec.labels import source_labels
+from exporter.spec.model import Kpi, Ratio, Spec
+
+# (case, bad events per second, all events per second, until) -> labels of the recorded series
+Writer = Callable[[TestCase, float, float, float], Labels]
+
+
+def _all_firing(at: float, rules: Sequence[AlertRule], labels: Labels) -> dict[str, Any]:
+    probe = TestCase()
+    for rule in rules:
+        probe.expect(at, rule, [(labels, 1.0)])
+    alerts = [a for check in probe.alerts for a in check["exp_alerts"]]
+    return {"eval_time": duration(at), "alertname": rules[0].alert, "exp_alerts": alerts}
+
+
+def _expr_check(at: float, expr: str, labels: Labels, value: float) -> dict[str, Any]:
+    return {
+        "expr": expr,
+        "eval_time": duration(at),
+        "exp_samples": [{"labels": _series_text(expr, labels), "value": value}],
+    }
+
+
+def _end(rules: Sequence[AlertRule], step: float) -> float:
+    """When every burn-rate alert of a constant burn has fired: the longest `for` and a step."""
+    return _up(step + max(r.for_ for r in rules), step)
+
+
+def event_slo_cases(spec: Spec, sli: Sli, write: Writer, step: float) -> list[TestCase]:
+    """Every event failing: silent until the page alert's `for`, then every window fires and
+    the budget left is 1 - 1/budget; no event failing: silent, the whole budget left."""
+    rules = burn_alerts(spec, sli)
+    end = _end(rules, step)
+    failing = TestCase()
+    labels = write(failing, 1.0, 1.0, end)
+    first = min(rules, key=lambda r: r.for_)
+    failing.expect(step + first.for_ - step, first, [])
+    failing.alerts.append(_all_firing(end, rules, labels))
+    spent = 1 - (1.0 / float(sli.budget))
+    failing.exprs.append(_expr_check(end, sli.names.budget, labels, spent))
+    healthy = TestCase()
+    write(healthy, 0.0, 1.0, end)
+    healthy.expect(end, rules[0], [])
+    healthy.exprs.append(_expr_check(end, sli.names.budget, labels, 1.0))
+    return [failing, healthy]
+
+
+def ratio_writer(spec: Spec, ratio: Ratio, step: float) -> Writer:
+    """Good counter at total - bad; the bad events on the first other counter of the total, or
+    all events on the first total counter when the good one is counted apart."""
+    others = [n for n in dict.fromkeys(ratio.total) if n != ratio.good]
+    if not others:
+        raise ScenarioError(f"{ratio.name}: total holds only the good counter")
+
+    def write(case: TestCase, bad: float, total: float, until: float) -> Labels:
+        rates = {name: 0.0 for name in others}
+        if ratio.good in ratio.total:
+            rates[others[0]] = bad
+        else:
+            rates[others[0]] = total
+        rates[ratio.good] = total - bad
+        return _ratio_series(spec, ratio, case, rates, until, step)
+
+    return write
+
+
+def latency_writer(spec: Spec, kpi: Kpi, step: float) -> Writer:
+    """Good events exactly at the latency bound, bad ones in the next bucket up (a neighbouring
+    bucket taken for the bound would count one or the other wrongly), every bucket written."""
+    slo = kpi.slo
+    assert slo is not None
+    metric = spec.metric_name(kpi)
+    labels = kpi_labels(spec, kpi)
+    bounds = [*sorted(set(kpi.buckets or []) | {slo.latency}), math.inf]
+    slower = bounds[bounds.index(slo.latency) + 1]
+
+    def write(case: TestCase, bad: float, total: float, until: float) -> Labels:
+        n = _steps(until, step)
+        for bound in bounds:
+            count = (total - bad if bound >= slo.latency else 0) + (bad if bound >= slower else 0)
+            le = "+Inf" if bound == math.inf else le_value(bound)
+            case.add_series(f"{metric}_bucket", {**labels, "le": le}, ramp(0, count * step, n))
+        case.add_series(f"{metric}_count", labels, ramp(0, total * step, n))
+        return _keep(labels, [name for name in source_labels(spec, kpi) if name != "instance"])
+
+    return write
+
+
+def ratio_slo_cases(spec: Spec, ratio: Ratio, step: float) -> list[TestCase]:
+    return event_slo_cases(spec, ratio_sli(spec, ratio), ratio_writer(spec, ratio, step), step)
+
+
+def latency_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
+    return event_slo_cases(spec, latency_sli(spec, kpi), latency_writer(spec, kpi, step), step)
+
+
+# --- freshness --------------------------------------------------------------------------------
+
+
+def freshness_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
+    """Data exactly max_age old (stale: the comparison is strict) burns every window; a hair
+    younger is silent with the whole budget left; an exporter that never answered burns every
+    window too (stale, not missing); one that stops answering turns stale once its last
+    success is max_age old. For cursor KPIs, a cursor lag of max_age burns like an old poll."""
+    freshness = kpi.freshness
+    assert freshness is not None
+    sli = freshness_sli(spec, kpi)
+    rules = burn_alerts(spec, sli)
+    max_age = freshness.max_age
+    hair = max_age / 1000
+    gone_at = 2 * step
+    end = max(_end(rules, step), _up(gone_at + max_age + step, step))
+    n = _steps(end, step)
+    # the exporter's own series: the target's labels and the KPI's name, no constant labels
+    own = {k: v for k, v in base_labels(spec).items() if k not in spec.exporter.labels}
+    self_labels = {**own, "kpi": kpi.name}
+    recorded = {**_keep(base_labels(spec), freshness_level(spec)), "kpi": kpi.name}
+    recorded |= spec.exporter.labels
+
+    def polled(case: TestCase, age: float, count: int = n) -> None:
+        """The last success `age` seconds before each scrape."""
+        case.add_series(SelfMetric.LAST_SUCCESS, self_labels, ramp(-age, step, count))
+
+    stale = TestCase()
+    polled(stale, max_age)
+    stale.alerts.append(_all_firing(end, rules, recorded))
+    fresh = TestCase()
+    polled(fresh, max_age - hair)
+    fresh.expect(end, rules[0], [])
+    fresh.exprs.append(_expr_check(end, sli.names.budget, recorded, 1.0))
+    never = TestCase()
+    never.add_series("up", base_labels(spec), ramp(0, 0, n))
+    never.alerts.append(_all_firing(end, rules, recorded))
+    never.exprs.append(_expr_check(end, sli.names.budget, recorded, 1 - 1 / float(sli.budget)))
+    gone = TestCase()
+    polled(gone, 0, round(gone_at / step))
+    last = gone_at + max_age  # the last success (at gone_at) is max_age old
+    if last - step > gone_at:
+        gone.exprs.append(_expr_check(last - step, sli.names.good, recorded, 1.0))
+    gone.exprs.append(_expr_check(last, sli.names.good, recorded, 0.0))
+    gone.exprs.append(_expr_check(end, sli.names.good, recorded, 0.0))
+    cases = [stale, fresh, never, gone]
+    if kpi.cursor is not None:
+        for lag, firing in ((max_age, True), (max_age - hair, False)):
+            case = TestCase()
+            polled(case, 0)
+            case.add_series(SelfMetric.CURSOR_LAG, self_labels, ramp(lag, 0, n))
+            if firing:
+                case.alerts.append(_all_firing(end, rules, recorded))
+            else:
+                case.expect(end, rules[0], [])
+            cases.append(case)
+    return cases
+
+
+def kpi_slo_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
+    cases = []
+    if kpi.slo is not None:
+        cases += latency_cases(spec, kpi, step)
+    if kpi.freshness is not None:
+        cases += freshness_cases(spec, kpi, step)
+    return cases

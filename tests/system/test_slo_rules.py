@@ -1,0 +1,119 @@
+"""Latency and freshness SLOs: promtool's verdict on the generated rules and tests, and the
+generated tests failing on mutants of the rules (a wrong bucket, a flipped objective, `<`
+turned `<=`, another max_age, an exporter outage read as missing, the cursor lag ignored)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import tool
+
+from exporter.generation.rule_files import write_files
+from exporter.spec.loading import load_spec
+
+SPEC = """\
+exporter:
+  labels: {service: shop}
+  job: shop-kpis
+databases:
+  app: {dsn: "sqlite:///x.db"}
+kpis:
+  - name: checkout_seconds
+    type: histogram
+    database: app
+    interval: 30s
+    cursor: id
+    query: SELECT id, step, seconds AS value FROM checkouts WHERE id > :cursor ORDER BY id
+      LIMIT :batch
+    labels: [step]
+    buckets: [0.5, 1, 2.5, 30]
+    slo: {objective: 0.99, latency: 2.5s, window: 28d}
+    freshness: {max_age: 10m, objective: 0.999}
+  - name: open_orders
+    type: gauge
+    database: app
+    interval: 1m
+    query: SELECT count(*) AS value FROM orders
+    freshness: {max_age: 5m, objective: 0.99, window: 7d}
+"""
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Path:
+    config = tmp_path / "spec.yaml"
+    config.write_text(SPEC)
+    out = tmp_path / "rules"
+    write_files(load_spec([config]).spec, out)
+    return out
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("promtool"), *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_lint_and_generated_tests_pass(rules: Path) -> None:
+    files = [str(rules / "prometheus_alerts.yaml"), str(rules / "prometheus_rules.yaml")]
+    check = _promtool("check", "rules", "--lint=all", "--lint-fatal", *files)
+    assert check.returncode == 0, check.stdout + check.stderr
+    tests = sorted(str(p) for p in (rules / "tests").glob("kpi-*.test.yaml"))
+    assert len(tests) == 2
+    result = _promtool("test", "rules", *tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+BUCKET = 'checkout_seconds_bucket{job="shop-kpis", le="2.5"}'
+FRESH = "\n      ) < bool 600\n"
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "test"),
+    [
+        # the latency SLO counts the wrong bucket, below or above its bound
+        ("rules", BUCKET, BUCKET.replace("2.5", "1.0"), "checkout_seconds"),
+        ("rules", BUCKET, BUCKET.replace("2.5", "30.0"), "checkout_seconds"),
+        # the objective flipped: a 99% budget instead of 1%, in the page and in the budget left
+        ("alerts", "> (13.44 * 0.01)", "> (13.44 * 0.99)", "checkout_seconds"),
+        ("rules", "error_ratio_rate4w / 0.01)", "error_ratio_rate4w / 0.99)", "checkout_seconds"),
+        # the minimum-traffic guard asks for more events than an hour of 1 per second
+        (
+            "alerts",
+            "event_sample_rate5m[1h]) * 3600 >= 20",
+            "event_sample_rate5m[1h]) * 3600 >= 20000",
+            "checkout_seconds",
+        ),
+        # data exactly max_age old counted fresh; another max_age
+        ("rules", FRESH, FRESH.replace("<", "<="), "checkout_seconds"),
+        ("rules", ") < bool 300\n", ") < bool 600\n", "open_orders"),
+        # an exporter that is gone read as fresh (1) or as missing (the `or` branch dropped)
+        ("rules", "0 * absent_over_time", "1 * absent_over_time", "open_orders"),
+        (
+            "rules",
+            "or\n      0 * absent_over_time",
+            "and\n      0 * absent_over_time",
+            "open_orders",
+        ),
+        # the cursor lag ignored
+        (
+            "rules",
+            "(last_over_time(kpi_exporter_cursor_lag",
+            "(0 * last_over_time(kpi_exporter_cursor_lag",
+            "checkout_seconds",
+        ),
+    ],
+)
+def test_generated_tests_fail_on_mutants(
+    rules: Path, file: str, old: str, new: str, test: str
+) -> None:
+    path = rules / ("prometheus_rules.yaml" if file == "rules" else "prometheus_alerts.yaml")
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+    result = _promtool("test", "rules", str(rules / "tests" / f"kpi-{test}.test.yaml"))
+    output = result.stdout + result.stderr
+    # a test ran and an expectation failed (not a rule file promtool could not load)
+    assert result.returncode == 1 and "FAILED:" in output, output
+    assert "got:" in output or "exp:" in output, output
