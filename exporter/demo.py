@@ -121,6 +121,27 @@ RATES = {
 }
 INCIDENT_EVERY = 900.0  # seconds; the first INCIDENT_LENGTH of each period is an incident
 INCIDENT_LENGTH = 90.0
+# Outages: the first OUTAGE_LENGTH seconds of every OUTAGE_EVERY (epoch-aligned, so each one
+# starts with an incident). What the brief's rate alerts catch; rules/README.md has the sums.
+OUTAGE_EVERY = 6 * 3600.0
+OUTAGE_LENGTH = 720.0
+
+# Failure shares (normal, in an incident) the demo's alerts are tuned on (rules/README.md).
+PAYMENT_FAILURE = (0.0005, 0.4)  # 0.075 failures per 5 minutes normally: "more than 3" is rare
+GENERATION_FAILURE = (0.005, 0.3)
+JOB_FAILURE_INCIDENT = 0.3  # normally each queue's own Queue.failure
+SERVER_ERROR = (0.01, 0.1)  # share of HTTP requests answered 5xx
+SLOW_TAIL = (0.01, 0.05)  # share of HTTP requests 5-20 times slower than their route's median
+ERROR_BURST = 5  # errors per error arrival in an incident (1 normally)
+# In an outage: every error arrival is a burst of OUTAGE_ERROR_BURST errors of the api
+# component, OUTAGE_CRITICAL of them critical (24/s from 0.6/s, 2.4/s critical); each webhook
+# job arrives with OUTAGE_RETRIES retries, jobs fail OUTAGE_JOB_FAILURE (8.6 webhook failures/s);
+# OUTAGE_SLOW_TAIL of requests are in the slow tail.
+OUTAGE_ERROR_BURST = 40
+OUTAGE_CRITICAL = 0.1
+OUTAGE_RETRIES = 15
+OUTAGE_JOB_FAILURE = 0.9
+OUTAGE_SLOW_TAIL = 0.25
 SEED_HISTORY_DAYS = 60
 SEED_USERS = 5000
 SEED_EVENT_SECONDS = 300.0
@@ -185,7 +206,7 @@ class Route:
 
 
 ROUTES = (
-    Route("/api/generate", 0.25, 0.8, 201, "api"),
+    Route("/api/generate", 0.25, 0.5, 201, "api"),
     Route("/api/payments", 0.1, 0.25, 201, "billing"),
     Route("/api/users", 0.2, 0.05, 200, "api"),
     Route("/api/jobs", 0.15, 0.08, 200, "api"),
@@ -209,6 +230,17 @@ FEATURES = ("image_editor", "code_assistant", "export_pdf", "team_sharing", "voi
 def incident(at: float) -> bool:
     """Whether `at` falls in a simulated incident (failures, 5xx and slow requests rise)."""
     return at % INCIDENT_EVERY < INCIDENT_LENGTH
+
+
+def outage(at: float) -> bool:
+    """Whether `at` falls in a simulated outage (an error storm, webhook retries failing, slow
+    requests); an outage's first INCIDENT_LENGTH seconds are also an incident."""
+    return at % OUTAGE_EVERY < OUTAGE_LENGTH
+
+
+def _share(shares: tuple[float, float], at: float) -> float:
+    """The (normal, incident) share that applies at `at`."""
+    return shares[1] if incident(at) else shares[0]
 
 
 def create_schema(conn: Any, dialect: str) -> None:
@@ -341,7 +373,7 @@ def _payments(cur: Any, dialect: str, rng: random.Random, at_times: list[float])
     for at in at_times:
         plan = _pick(rng, PLAN_WEIGHTS)
         currency = _pick(rng, CURRENCY_WEIGHTS)
-        failed = rng.random() < (0.4 if incident(at) else 0.02)
+        failed = rng.random() < _share(PAYMENT_FAILURE, at)
         rows.append(
             (
                 rng.randint(1, max(1, users)),
@@ -362,7 +394,7 @@ def _generations(cur: Any, dialect: str, rng: random.Random, at_times: list[floa
     tokens = []
     for at in at_times:
         kind = _pick(rng, GENERATION_TYPES)
-        failed = rng.random() < (0.2 if incident(at) else 0.02)
+        failed = rng.random() < _share(GENERATION_FAILURE, at)
         generations.append(
             (
                 "failure" if failed else "success",
@@ -408,7 +440,7 @@ def _queue_jobs(
             if status == "queued":
                 updates.append(("running", started, None, None, job_id))
             continue
-        failed = rng.random() < (0.3 if incident(finished) else queue.failure)
+        failed = rng.random() < _job_failure(queue, finished)
         outcome = "failed" if failed else "succeeded"
         updates.append((outcome, started, finished, finished - started, job_id))
     if updates:  # MariaDB's executemany refuses an empty list
@@ -421,8 +453,12 @@ def _queue_jobs(
             updates,
         )
     rows: list[tuple[Any, ...]] = []
+    arrivals = []
     for at in at_times:
         queue = QUEUES[_index(rng, [q.share for q in QUEUES])]
+        retries = OUTAGE_RETRIES if queue.name == "webhooks" and outage(at) else 0
+        arrivals += [(at, queue)] * (1 + retries)
+    for at, queue in arrivals:
         started = at + rng.expovariate(1 / queue.wait)
         if started > now:
             rows.append((queue.name, "queued", at, None, None, None))
@@ -431,10 +467,16 @@ def _queue_jobs(
         if finished > now:
             rows.append((queue.name, "running", at, started, None, None))
             continue
-        failed = rng.random() < (0.3 if incident(finished) else queue.failure)
+        failed = rng.random() < _job_failure(queue, finished)
         outcome = "failed" if failed else "succeeded"
         rows.append((queue.name, outcome, at, started, finished, finished - started))
     _insert(cur, dialect, "queue_jobs", rows)
+
+
+def _job_failure(queue: Queue, finished: float) -> float:
+    if outage(finished):
+        return OUTAGE_JOB_FAILURE
+    return JOB_FAILURE_INCIDENT if incident(finished) else queue.failure
 
 
 def _http_requests(cur: Any, dialect: str, rng: random.Random, at_times: list[float]) -> None:
@@ -442,14 +484,15 @@ def _http_requests(cur: Any, dialect: str, rng: random.Random, at_times: list[fl
     shares = [r.share for r in ROUTES]
     for at in at_times:
         route = ROUTES[_index(rng, shares)]
-        bad = incident(at)
         duration = rng.lognormvariate(math.log(route.median), 0.5)
-        if rng.random() < (0.08 if bad else 0.01):  # the slow tail: locks, cold caches
+        slow = OUTAGE_SLOW_TAIL if outage(at) else _share(SLOW_TAIL, at)
+        if rng.random() < slow:  # the slow tail: locks, cold caches
             duration *= rng.uniform(5.0, 20.0)
         roll = rng.random()
-        if roll < (0.1 if bad else 0.01):
+        server_error = _share(SERVER_ERROR, at)
+        if roll < server_error:
             status = _pick(rng, SERVER_ERRORS)
-        elif roll < 0.05 + (0.1 if bad else 0.01):
+        elif roll < 0.05 + server_error:
             status = _pick(rng, CLIENT_ERRORS)
         else:
             status = route.ok_status
@@ -458,10 +501,17 @@ def _http_requests(cur: Any, dialect: str, rng: random.Random, at_times: list[fl
 
 
 def _errors(cur: Any, dialect: str, rng: random.Random, now: float, at_times: list[float]) -> None:
-    """Errors come in small bursts during an incident (five times the usual rate)."""
+    """Errors come in small bursts during an incident (ERROR_BURST times the usual rate), in
+    large ones from the api component during an outage."""
     rows = []
     for at in at_times:
-        for burst in range(5 if incident(at) else 1):
+        if outage(at):
+            for burst in range(OUTAGE_ERROR_BURST):
+                severity = "critical" if rng.random() < OUTAGE_CRITICAL else "error"
+                offset = 0.05 * burst * rng.random()  # the burst spreads over 2 s
+                rows.append(("api", _pick(rng, ERROR_TYPES), severity, min(now, at + offset)))
+            continue
+        for burst in range(ERROR_BURST if incident(at) else 1):
             rows.append(
                 (
                     _pick(rng, ERROR_SERVICES),

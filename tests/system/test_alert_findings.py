@@ -1,4 +1,4 @@
-"""Issue 13's findings 1-7, each as promtool tests of rules generated from a spec.
+"""Issue 13's findings 1-7 and 9, each as promtool tests of rules generated from a spec.
 
 Input series and expected alerts are written by hand from the scenario each test describes;
 nothing is computed from the generator's own thresholds. Expectations query `ALERTS`, so they
@@ -15,6 +15,10 @@ from typing import Any
 
 import yaml
 from conftest import ROOT, tool
+from support import demo_traffic
+
+from exporter import demo
+from exporter.spec.loading import load_spec
 
 DEMO = ROOT / "config" / "demo.yaml"
 
@@ -448,3 +452,54 @@ def test_finding7_demo_has_no_duplicate_alert_expressions(tmp_path: Path) -> Non
                 duplicates.append((seen[expr], rule["alert"]))
             seen.setdefault(expr, rule["alert"])
     assert duplicates == []
+
+
+# --- 9. the simulator's incidents are what the demo's alerts catch ------------------------------
+
+OUTAGE = 1_700_006_400.0  # an outage starts here (a multiple of demo.OUTAGE_EVERY)
+INCIDENT_ALERTS = ("PaymentFailures", "LowGenerationSuccessRate")
+OUTAGE_ALERTS = ("HighErrorRate", "CriticalErrorRate", "HighQueueFailureRate", "HighResponseTime")
+NEVER = ("GenerationSuccessErrorBudgetBurn", "HttpRequestsTotalNotIncreasing", "KpiExporterDown")
+
+
+def _ever(alert: str, eval_time: float, span: float, fired: bool) -> dict[str, Any]:
+    """Whether `alert` was firing at any evaluation in the `span` seconds up to `eval_time`."""
+    return {
+        "expr": f'max by (alertname) (max_over_time(ALERTS{{alertname="{alert}", '
+        f'alertstate="firing"}}[{span:g}s]))',
+        "eval_time": f"{eval_time:g}s",
+        "exp_samples": [{"labels": f'{{alertname="{alert}"}}', "value": 1}] if fired else [],
+    }
+
+
+def test_finding9_demo_alerts_catch_the_simulators_incidents(tmp_path: Path) -> None:
+    """Two hours of the simulator's own traffic (seeded), counted by plain SQL at 15 s scrapes:
+    an hour of normal traffic with four 90 s incidents, then an outage (12 minutes, starting
+    with an incident), then three more incidents. Each incident alert fires within 9 minutes of
+    every incident's start and is quiet from then to the next one; each outage alert is quiet
+    through the hour before the outage (incidents included), fires in the outage, and is quiet
+    again 20 minutes after its start. Old simulator and spec: HighResponseTime fired on normal
+    traffic, and HighErrorRate, CriticalErrorRate and HighQueueFailureRate never fired."""
+    assert OUTAGE % demo.OUTAGE_EVERY == 0 and demo.OUTAGE_EVERY % demo.INCIDENT_EVERY == 0
+    since, until = OUTAGE - 3600 - 420, OUTAGE + 3600
+    buckets = load_spec([DEMO]).spec.kpi("http_request_duration_seconds").buckets
+    assert buckets
+    conn = demo_traffic.simulate(since, until, seed=13)
+    series = (
+        demo_traffic.counter_series(conn, since, until)
+        + demo_traffic.histogram_series(conn, since, until, list(buckets))
+        + demo_traffic.up_series(since, until)
+    )
+    outage = OUTAGE - since  # seconds into the test
+    checks = []
+    for start in range(420, int(until - since) - 900, 900):  # each incident (the outage's too)
+        for alert in INCIDENT_ALERTS:
+            checks.append(_ever(alert, start + 540, 540, fired=True))
+            checks.append(_ever(alert, start + 900, 360, fired=False))
+    for alert in OUTAGE_ALERTS:
+        checks.append(_ever(alert, outage, 3600, fired=False))
+        checks.append(_ever(alert, outage + 1200, 1200, fired=True))
+        checks.append(_ever(alert, until - since, until - since - outage - 1200, fired=False))
+    checks += [_ever(alert, until - since, until - since, fired=False) for alert in NEVER]
+    test = {"interval": "15s", "input_series": series, "promql_expr_test": checks}
+    _promtool(tmp_path, DEMO, [test], interval="30s")

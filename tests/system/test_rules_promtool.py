@@ -113,7 +113,7 @@ def test_generated_tests_catch_broken_rules(tmp_path: Path) -> None:
         out,
         [
             ("[5m])) > 10\n", "[5m])) > 1000\n", "kpi-errors_total"),
-            ("[5m]))) > 10\n", "[5m]))) > 300\n", "kpi-payment_failures_total"),
+            ("[5m]))) > 3\n", "[5m]))) > 300\n", "kpi-payment_failures_total"),
             ("ratio_rate5m < 0.95", "ratio_rate5m < 0.1", "ratio-generation_success_ratio"),
             ('up{job="kpi-exporter"} == 0', 'up{job="kpi-exporter"} == 2', "health"),
             ("(14.4 * 0.05)", "(144 * 0.05)", "ratio-generation_success_ratio"),

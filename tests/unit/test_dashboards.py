@@ -561,7 +561,14 @@ class TestQuantileAlerts:
             ),
             (f"histogram_quantile(0.95, {SLOW}) > bool 2", None),
             (f"(histogram_quantile(0.95, {SLOW}) > 2) and on () vector(1)", None),
-            (f"histogram_quantile(0.95, {SLOW}) > 2 and {SLOW} > 0", None),
+            # a traffic guard after `and` only silences quiet series: the line is still 2
+            (f"histogram_quantile(0.95, {SLOW}) > 2 and {SLOW} > 0", (0.95, True, 2.0)),
+            (
+                f"histogram_quantile(0.95, {SLOW}) > 2\nand sum(rate("
+                'shop_checkout_seconds_bucket{le="+Inf"}[5m])) * 300 >= 100',
+                (0.95, True, 2.0),
+            ),
+            (f"histogram_quantile(0.95, {SLOW}) > 2 or {SLOW} > 0", None),
             (f"histogram_quantile(0.95, {SLOW}) / 2 > 1", None),
             (f"histogram_quantile(1.5, {SLOW}) > 2", None),
             (f"histogram_quantile(0.95, {SLOW.replace('[5m]', '[5m] offset 1h')}) > 2", None),

@@ -28,7 +28,7 @@ def test_demo_covers_the_brief_alerts() -> None:
         "HighErrorRate": ("rate(errors_total", "[5m])) > 10", "5m", "warning"),
         "CriticalErrorRate": ('severity="critical"', "[5m])) > 1", "1m", "critical"),
         "HighQueueFailureRate": ("rate(queue_failures_total", "[5m])) > 5", "5m", "warning"),
-        "PaymentFailures": ("floor(increase(payment_failures", "[5m]))) > 10", "1m", "critical"),
+        "PaymentFailures": ("floor(increase(payment_failures", "[5m]))) > 3", "1m", "critical"),
         "LowGenerationSuccessRate": ("job:generation_success:ratio_rate5m", "< 0.95", "2m", None),
         "HighResponseTime": ("histogram_quantile(0.95", "> 2", "5m", "warning"),
         "KpiExporterDown": ('up{job="kpi-exporter"}', "== 0", "1m", "critical"),

@@ -163,27 +163,32 @@ def describe_bounds(bounds: Sequence[Bound], per_second: bool) -> str:
 
 
 _COMPARED = re.compile(r"\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*")
+_GUARD = re.compile(r"(?:and(?![\w:]).*)?", re.DOTALL)
 _QUANTILE_CALL = re.compile(r"\s*histogram_quantile\s*(\()\s*(\d*\.?\d+)\s*,")
 _MATCHERS = r"\s*\{((?:[^{}\"]|\"(?:[^\"\\]|\\.)*\")*)\}"
 
 
 def quantile_threshold(spec: Spec, kpi: Kpi, expr: str) -> tuple[float, bool, float] | None:
     """(Q, above, N) of an alert `histogram_quantile(Q, …<kpi>_bucket…) > N` over every series
-    of the KPI (the rules' selector at most); None for any other shape."""
+    of the KPI (the rules' selector at most), alone or `and` a guard; None for any other
+    shape."""
     text = without_literals(expr)
     call = _QUANTILE_CALL.match(text)
     if call is None or re.search(r"(?<![\w:])offset(?![\w:])|@", text):
         return None
     close = closing_paren(text, call.start(1))
-    compared = _COMPARED.fullmatch(text, close + 1) if close is not None else None
+    compared = _COMPARED.match(text, close + 1) if close is not None else None
     q = float(call.group(2))
-    if compared is None or not 0 < q < 1:
+    # `… > N and <a traffic guard>` still draws N: the guard only silences low traffic
+    if compared is None or not 0 < q < 1 or not _GUARD.fullmatch(text, compared.end()):
         return None
     bucket = f"{spec.metric_name(kpi)}_bucket"
     if metric_names_of(text[call.end() : close]) != [bucket]:
         return None
     allowed = set(parse_matchers(spec.exporter.rule_selector()))
-    for found in re.finditer(rf"(?<![\w:]){re.escape(bucket)}(?![\w:])({_MATCHERS})?", expr):
+    selectors = re.finditer(rf"(?<![\w:]){re.escape(bucket)}(?![\w:])({_MATCHERS})?", expr)
+    inside = text[call.end() : close].count(bucket)  # the quantile's, not the guard's
+    for found in itertools.islice(selectors, inside):
         try:
             matchers = parse_matchers(found.group(2) or "")
         except ValueError:
