@@ -82,7 +82,10 @@ class Totals:
             raw = list(map(itemgetter(shape.value_index), rows))
             if not set(map(type, raw)) <= _NUMBERS:
                 return None  # NULL values are skipped and non-numbers refused, row by row
-            values = list(map(float, raw))
+            try:
+                values = list(map(float, raw))
+            except (OverflowError, ValueError):
+                return None  # an int beyond 1e308, a signaling NaN: `_stage_rows` reports it
             total = sum(values)
             if total != total or total in (math.inf, -math.inf):
                 return None

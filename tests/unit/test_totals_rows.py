@@ -4,9 +4,12 @@ against exposition text written out by hand (issue 14's surviving mutations)."""
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.kpis import kpi as make_kpi
 
 from exporter.collection.series import ResultError, Shape, render_plain
@@ -195,3 +198,161 @@ def test_general_path_small_increments_shared_buckets_and_quoted_help() -> None:
     with pytest.raises(ResultError) as failed:
         staged_text(counter, [(1, 7, -1)])
     assert failed.value.column == "value"
+
+
+def stage_rows(
+    kpi: Kpi,
+    columns: tuple[str, ...],
+    batches: list[list[tuple[Any, ...]]],
+    stored: dict[tuple[str, ...], SeriesTotal] | None = None,
+) -> Totals:
+    """Each batch staged and merged in turn, at t=100, 200, …"""
+    totals = Totals(kpi, stored)
+    for number, batch in enumerate(batches, 1):
+        shape = Shape(kpi, kpi.name, {}, Rows(columns, batch))
+        totals.merge(totals.stage(shape, batch, 100.0 * number))
+    return totals
+
+
+def rendered(totals: Totals, columns: tuple[str, ...]) -> tuple[str, str, float | None]:
+    snapshot = totals.render(Shape(totals.kpi, totals.kpi.name, {}, Rows(columns, [])), 500.0)
+    return snapshot.text.decode(), snapshot.openmetrics.decode(), snapshot.total
+
+
+COLUMNS = ("id", "shard", "value")
+
+
+class TestColumnPath:
+    """String labels and finite numbers: the batch is staged a column at a time."""
+
+    def test_rows_from_an_iterator(self) -> None:
+        rows = [(1, "a", 2), (2, "b", 3), (3, "a", 4)]
+        kpi = cursor_kpi("counter")
+        shape = Shape(kpi, kpi.name, {}, Rows(COLUMNS, rows))
+        staged = Totals(kpi).stage(shape, iter(rows), 100.0)
+        assert {key: entry.value for key, entry in staged.items()} == {("a",): 6.0, ("b",): 3.0}
+
+    def test_null_value_is_skipped(self) -> None:
+        totals = stage_rows(cursor_kpi("counter"), COLUMNS, [[(1, "a", 2), (2, "a", None)]])
+        assert rendered(totals, COLUMNS)[0] == (
+            '# TYPE jobs_total counter\njobs_total{shard="a"} 2.0\n'
+        )
+
+    @pytest.mark.parametrize("kind", ["counter", "histogram"])
+    @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+    def test_nan_and_infinity_fail_the_batch(self, kind: str, bad: float) -> None:
+        kpi = cursor_kpi(kind, buckets=[1]) if kind == "histogram" else cursor_kpi(kind)
+        with pytest.raises(ResultError) as failed:
+            stage_rows(kpi, COLUMNS, [[(1, "a", 1), (2, "a", bad)]])
+        assert (str(failed.value), failed.value.column) == (
+            f"value {bad!r} cannot be accumulated",
+            "value",
+        )
+
+    @pytest.mark.parametrize("huge", [10**400, Decimal("sNaN")])
+    def test_value_beyond_a_float_is_a_result_error(self, huge: Any) -> None:
+        with pytest.raises(ResultError, match="beyond a float"):
+            stage_rows(cursor_kpi("counter"), COLUMNS, [[(1, "a", 1), (2, "a", huge)]])
+
+    @pytest.mark.parametrize("shard", [7, "s7"])  # general path and column path
+    def test_negative_increment_message(self, shard: Any) -> None:
+        with pytest.raises(ResultError) as failed:
+            stage_rows(cursor_kpi("counter"), COLUMNS, [[(1, shard, 2), (2, shard, -1)]])
+        assert str(failed.value) == "negative value -1.0 would make the counter go down"
+
+    @pytest.mark.parametrize("shard", [7, "s7"])
+    def test_max_series_message(self, shard: Any) -> None:
+        stored = {("a",): SeriesTotal(1.0, 1.0), ("b",): SeriesTotal(1.0, 1.0)}
+        with pytest.raises(ResultError) as failed:
+            stage_rows(cursor_kpi("counter", max_series=2), COLUMNS, [[(1, shard, 1)]], stored)
+        assert str(failed.value) == "more than max_series=2 series; not applied"
+
+    def test_two_labels(self) -> None:
+        kpi = cursor_kpi("counter", labels=["shard", "zone"])
+        columns = ("id", "shard", "zone", "value")
+        rows = [(1, "a", "x", 1), (2, "a", "y", 2), (3, "a", "x", 4)]
+        assert rendered(stage_rows(kpi, columns, [rows]), columns)[0] == (
+            "# TYPE jobs_total counter\n"
+            'jobs_total{shard="a",zone="x"} 5.0\n'
+            'jobs_total{shard="a",zone="y"} 2.0\n'
+        )
+
+    def test_no_labels(self) -> None:
+        kpi = cursor_kpi("counter", labels=[])
+        columns = ("id", "value")
+        totals = stage_rows(kpi, columns, [[(1, 1), (2, 2.5)], [(3, 0.5)]])
+        assert rendered(totals, columns)[:2] == (
+            "# TYPE jobs_total counter\njobs_total 4.0\n",
+            "# TYPE jobs counter\njobs_total 4.0\njobs_created 100.0\n",
+        )
+
+    def test_histogram_adds_to_stored_counts_and_buckets(self) -> None:
+        kpi = cursor_kpi("histogram", buckets=[1, 5], help='time "taken"')
+        batches = [[(1, "a", 0.5), (2, "a", 5), (3, "a", 9)], [(4, "a", 1), (5, "a", 7)]]
+        text, om, total = rendered(stage_rows(kpi, COLUMNS, batches), COLUMNS)
+        samples = (
+            'job_seconds_bucket{shard="a",le="1.0"} 2\n'
+            'job_seconds_bucket{shard="a",le="5.0"} 3\n'
+            'job_seconds_bucket{shard="a",le="+Inf"} 5\n'
+            'job_seconds_count{shard="a"} 5\n'
+            'job_seconds_sum{shard="a"} 22.5\n'
+        )
+        assert text == '# HELP job_seconds time "taken"\n# TYPE job_seconds histogram\n' + samples
+        assert om == (
+            '# HELP job_seconds time \\"taken\\"\n# TYPE job_seconds histogram\n'
+            + samples
+            + 'job_seconds_created{shard="a"} 100.0\n'
+        )
+        assert total == 5.0  # a histogram's total is its observation count
+
+    def test_counter_total_is_the_sum_of_its_series(self) -> None:
+        totals = stage_rows(cursor_kpi("counter"), COLUMNS, [[(1, "a", 2), (2, "b", 0.5)]])
+        assert rendered(totals, COLUMNS)[2] == 2.5
+
+
+BOUNDS = [0.5, 2.0]
+
+
+def reference(rows: list[tuple[Any, ...]], histogram: bool) -> dict[tuple[str, ...], Any]:
+    """Per label set: (sum in row order, count, per-bucket counts with le inclusive; a counter
+    has neither count nor buckets), NULL values skipped: the accumulation written out plainly,
+    apart from either staging path."""
+    out: dict[tuple[str, ...], Any] = {}
+    for _id, shard, value in rows:
+        if value is None:
+            continue
+        total, count, buckets = out.get((shard,), (0.0, 0, [0, 0, 0]))
+        slot = next((i for i, bound in enumerate(BOUNDS) if float(value) <= bound), 2)
+        buckets = [n + (i == slot) for i, n in enumerate(buckets)]
+        if histogram:
+            out[(shard,)] = (total + float(value), count + 1, buckets)
+        else:
+            out[(shard,)] = (total + float(value), 0, [])
+    return out
+
+
+values = st.one_of(
+    st.sampled_from([0, 0.5, 2, 2.0, True, Decimal("0.25")]),
+    st.floats(min_value=0, max_value=1e9),
+    st.integers(min_value=0, max_value=10**6),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kind=st.sampled_from(["counter", "histogram"]),
+    batch=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), values), max_size=12),
+)
+def test_column_and_general_paths_agree_with_a_reference(
+    kind: str, batch: list[tuple[str, Any]]
+) -> None:
+    """The same string-labelled batch on the column path, and with a NULL-valued row added
+    (which sends it to the general path), stage what the reference adds up."""
+    kpi = cursor_kpi(kind, buckets=BOUNDS) if kind == "histogram" else cursor_kpi(kind)
+    rows = [(i, shard, value) for i, (shard, value) in enumerate(batch)]
+    expected = reference(rows, kind == "histogram")
+    for taken in (rows, [*rows, (len(rows), "a", None)]):
+        shape = Shape(kpi, kpi.name, {}, Rows(COLUMNS, taken))
+        staged = Totals(kpi).stage(shape, taken, 1.0)
+        got = {key: (e.value, e.count, e.buckets) for key, e in staged.items()}
+        assert got == expected
