@@ -271,7 +271,14 @@ def index_statements(ddl: DemoDialect, existing: Sequence[str]) -> list[str]:
 
 def seed(conn: Any, dialect: str, now: float, rng: random.Random) -> None:
     """Insert a realistic history into empty tables: SEED_HISTORY_DAYS of users and sessions, then
-    SEED_EVENT_SECONDS of traffic up to `now`; commits."""
+    SEED_EVENT_SECONDS of traffic up to `now`; commits. (demo_history puts days of events
+    between the two.)"""
+    seed_users(conn, dialect, now, rng)
+    seed_recent_activity(conn, dialect, now, rng)
+
+
+def seed_users(conn: Any, dialect: str, now: float, rng: random.Random) -> None:
+    """SEED_HISTORY_DAYS of users and their sessions into empty tables; commits."""
     demo_dialect(dialect)
     cur = conn.cursor()
     cur.execute("SELECT count(*) FROM users")
@@ -295,6 +302,10 @@ def seed(conn: Any, dialect: str, now: float, rng: random.Random) -> None:
     sessions.sort(key=lambda row: (row[2], row[0]))
     _insert(cur, dialect, "sessions", sessions)
     conn.commit()
+
+
+def seed_recent_activity(conn: Any, dialect: str, now: float, rng: random.Random) -> None:
+    """The last SEED_EVENT_SECONDS of traffic up to `now`, in 30 s ticks; commits."""
     step = 30.0
     steps = int(SEED_EVENT_SECONDS // step)
     for index in range(steps):
@@ -308,13 +319,34 @@ def insert_activity(
     demo_dialect(dialect)
     if seconds <= 0:
         return
-    start = now - seconds
-    cur = conn.cursor()
+    _users_and_sessions(conn.cursor(), dialect, rng, _arrivals(rng, now - seconds, seconds))
+    insert_events(conn, dialect, now, rng, seconds)
+
+
+def _arrivals(
+    rng: random.Random, start: float, seconds: float, load: float = 1.0
+) -> Callable[[float], list[float]]:
+    """Sorted Poisson arrival times in [start, start + seconds) at `load` times a rate."""
 
     def times(rate: float) -> list[float]:
-        return sorted(start + seconds * rng.random() for _ in range(_poisson(rng, rate * seconds)))
+        count = _poisson(rng, rate * load * seconds)
+        return sorted(start + seconds * rng.random() for _ in range(count))
 
-    _users_and_sessions(cur, dialect, rng, times)
+    return times
+
+
+def insert_events(
+    conn: Any, dialect: str, now: float, rng: random.Random, seconds: float, load: float = 1.0
+) -> None:
+    """Insert the event rows (payments, generations, jobs, requests, errors, features) of
+    `seconds` of traffic ending at `now` at `load` times the normal RATES, then commit. Users
+    and sessions are insert_activity's: the history of demo_history has events only."""
+    demo_dialect(dialect)
+    if seconds <= 0:
+        return
+    start = now - seconds
+    cur = conn.cursor()
+    times = _arrivals(rng, start, seconds, load)
     _payments(cur, dialect, rng, times(RATES["payments"]))
     _generations(cur, dialect, rng, times(RATES["generations"]))
     _queue_jobs(cur, dialect, rng, start, now, times(RATES["jobs"]))

@@ -95,6 +95,13 @@ def postgres_dsn() -> str:
 @pytest.fixture
 def pg_schema(postgres_dsn: str) -> Iterator[tuple[str, str]]:
     """A fresh schema for one test; yields (dsn with search_path set, schema name)."""
+    with fresh_pg_schema(postgres_dsn) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def fresh_pg_schema(postgres_dsn: str) -> Iterator[tuple[str, str]]:
+    """A schema of its own, dropped on exit (for fixtures wider than one test)."""
     import psycopg
 
     schema = f"t_{uuid.uuid4().hex[:12]}"

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,11 @@ def _daemon_or_exit(
         sys.exit(EXIT_SPEC)
 
 
-def _simulate(spec: Spec) -> Any:
-    """Start the demo simulator on the spec's first SQLite database (demo only)."""
+def _simulate(spec: Spec, history_days: float, history_scale: float) -> Any:
+    """Start the demo simulator on the spec's first SQLite database (demo only), first giving
+    a new database `history_days` of past events."""
     from exporter.demo import Simulator
+    from exporter.demo_history import seed_file
     from exporter.sources.base import resolve_dsn
     from exporter.sources.registry import scheme_of
     from exporter.sources.sqlite import file_path
@@ -64,10 +67,26 @@ def _simulate(spec: Spec) -> Any:
     for database in spec.databases.values():
         dsn = resolve_dsn(database)
         if scheme_of(dsn) == "sqlite":
-            simulator = Simulator(file_path(dsn))
+            path = file_path(dsn)
+            if history_days > 0:
+                started = time.monotonic()
+                progress = _history_progress if sys.stderr.isatty() else None
+                if seed_file(path, history_days, history_scale, progress):
+                    click.echo(
+                        f"demo: {history_days:g} days of history written to {path} in"
+                        f" {time.monotonic() - started:.0f}s",
+                        err=True,
+                    )
+                else:
+                    click.echo(f"demo: {path} already has data; --history-days left it", err=True)
+            simulator = Simulator(path)
             simulator.start()
             return simulator
     raise click.UsageError("--simulate needs a sqlite:/// database in the spec")
+
+
+def _history_progress(done: float, total: float) -> None:
+    click.echo(f"\r  history {100 * done / total:.1f}%   ", nl=done >= total, err=True)
 
 
 class Site:
@@ -142,6 +161,19 @@ class Site:
 @click.option(
     "--simulate", is_flag=True, help="Demo: create the SQLite demo data and keep adding rows."
 )
+@click.option(
+    "--history-days",
+    type=click.FloatRange(min=0),
+    default=0,
+    help="Demo: give a new demo database this many days of past events (about 1.6M rows a day).",
+)
+@click.option(
+    "--history-scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Demo: the history's traffic as a share of the simulator's rates.",
+)
 @click.option("--grace", type=float, default=10.0, help="Seconds polls may finish at shutdown.")
 @click.option(
     "--web.config.file",
@@ -164,6 +196,8 @@ def run(
     log_format: str,
     log_level: str,
     simulate: bool,
+    history_days: float,
+    history_scale: float,
     grace: float,
     web_config: Path | None,
     health_no_auth: bool,
@@ -188,7 +222,9 @@ def run(
         sys.exit(EXIT_SPEC)
     loaded = load_or_exit(configs)
     host, bind_port = _listen(listen, port, loaded.spec)
-    simulator = _simulate(loaded.spec) if simulate else None
+    if history_days and not simulate:
+        raise click.UsageError("--history-days needs --simulate")
+    simulator = _simulate(loaded.spec, history_days, history_scale) if simulate else None
     daemon = _daemon_or_exit(loaded, configs, shard.narrow)
     declare(shard, daemon.metrics.registry)
     notifier = SystemdNotifier()

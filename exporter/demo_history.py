@@ -1,0 +1,109 @@
+"""Days of past traffic for the demo database, for `backfill` and `backtest` to work on.
+
+The rows are the simulator's own (exporter.demo.insert_events: the same RATES, tables and
+incident model), written chunk by chunk from the oldest, so ids follow event time as they do
+live. Two things differ from the live simulator: a daily cycle scales every rate (1 at
+PEAK_HOUR UTC, TROUGH_LOAD twelve hours away, a cosine between), and `scale` multiplies it
+for a lighter history. Incidents come at the simulator's fixed times (demo.incident), so
+incident_windows() tells a backtest when each one was.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from exporter import demo
+
+CHUNK = 60.0  # seconds of traffic per insert_events call: the daily cycle's resolution
+PEAK_HOUR = 15.0  # UTC hour of the day's busiest traffic: the simulator's RATES
+TROUGH_LOAD = 0.8  # the quietest hour's share of RATES (night traffic)
+HISTORY_SEED = 60  # seed_file's random seed: the same rows, relative to now, on every run
+Progress = Callable[[float, float], None]  # (seconds written, seconds in all)
+
+
+def daily_load(at: float) -> float:
+    """The share of the simulator's RATES at epoch `at`: 1 at PEAK_HOUR UTC, TROUGH_LOAD at
+    the opposite hour."""
+    phase = 2 * math.pi * (at - PEAK_HOUR * 3600) / demo.DAY
+    return TROUGH_LOAD + (1 - TROUGH_LOAD) * (1 + math.cos(phase)) / 2
+
+
+def incident_windows(
+    since: float,
+    until: float,
+    every: float = demo.INCIDENT_EVERY,
+    length: float = demo.INCIDENT_LENGTH,
+) -> list[tuple[float, float]]:
+    """The simulator's incidents that overlap [since, until): (start, end) each, from its
+    epoch-aligned schedule (the first `length` seconds of every `every`)."""
+    windows = []
+    for period in range(math.floor(since / every), math.ceil(until / every) + 1):
+        start = period * every
+        if start + length > since and start < until:
+            windows.append((start, start + length))
+    return windows
+
+
+def write_history(
+    conn: Any,
+    dialect: str,
+    since: float,
+    until: float,
+    rng: random.Random,
+    scale: float = 1.0,
+    progress: Progress | None = None,
+) -> None:
+    """Insert the event rows of [since, until) at `scale` times the daily cycle, one CHUNK of
+    traffic (one commit) at a time."""
+    if scale <= 0:
+        raise ValueError("scale must be positive")
+    at = since
+    while at < until:
+        end = min(at + CHUNK, until)
+        load = scale * daily_load((at + end) / 2)
+        demo.insert_events(conn, dialect, end, rng, end - at, load)
+        at = end
+        if progress is not None:
+            progress(at - since, until - since)
+
+
+def seed_with_history(
+    conn: Any,
+    dialect: str,
+    now: float,
+    rng: random.Random,
+    days: float,
+    scale: float = 1.0,
+    progress: Progress | None = None,
+) -> None:
+    """seed(), with `days` of event history before the seed's last minutes of traffic: users
+    and sessions, then the history, then the recent activity (ids in time order)."""
+    demo.seed_users(conn, dialect, now, rng)
+    recent = now - demo.SEED_EVENT_SECONDS
+    write_history(conn, dialect, recent - days * demo.DAY, recent, rng, scale, progress)
+    demo.seed_recent_activity(conn, dialect, now, rng)
+
+
+def seed_file(
+    path: Path, days: float, scale: float = 1.0, progress: Progress | None = None
+) -> bool:
+    """Create the demo's SQLite database at `path` with `days` of history (HISTORY_SEED's rows)
+    up to now; False, touching nothing, when it already has users."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        demo.create_schema(conn, "sqlite")
+        if conn.execute("SELECT count(*) FROM users").fetchone()[0]:
+            return False
+        rng = random.Random(HISTORY_SEED)  # nosec B311  # simulated traffic, no secret
+        seed_with_history(conn, "sqlite", time.time(), rng, days, scale, progress)
+        return True
+    finally:
+        conn.close()

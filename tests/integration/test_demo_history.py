@@ -1,0 +1,112 @@
+"""The demo's history generator: the simulator's incidents at the schedule it reports, the
+daily cycle in the row counts, ids in event-time order, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exporter import demo, demo_history
+
+DAY = 86400.0
+HALF_HOUR = 1800.0
+MIDNIGHT = 1_764_633_600.0  # 2025-12-02T00:00:00Z
+
+
+def test_incident_windows_are_when_the_simulator_has_incidents() -> None:
+    since, until = MIDNIGHT + 60.5, MIDNIGHT + 3 * 3600 + 30
+    windows = demo_history.incident_windows(since, until)
+    # the first one began before `since` (at midnight) and still overlaps it
+    assert windows[0] == (MIDNIGHT, MIDNIGHT + 90) and len(windows) == 13
+    inside = [t for t in range(int(since), int(until)) if any(a <= t < b for a, b in windows)]
+    assert inside == [t for t in range(int(since), int(until)) if demo.incident(t)]
+
+
+def test_daily_load_peaks_at_the_peak_hour_and_bottoms_twelve_hours_later() -> None:
+    assert demo_history.daily_load(MIDNIGHT + 15 * 3600) == pytest.approx(1.0)
+    assert demo_history.daily_load(MIDNIGHT + 3 * 3600) == pytest.approx(demo_history.TROUGH_LOAD)
+    # halfway (a cosine at a quarter turn)
+    halfway = (1 + demo_history.TROUGH_LOAD) / 2
+    assert demo_history.daily_load(MIDNIGHT + 9 * 3600) == pytest.approx(halfway)
+    assert demo_history.daily_load(MIDNIGHT + 21 * 3600 + DAY) == pytest.approx(halfway)
+
+
+def check_history(conn: Any, dialect: str) -> None:
+    """Half an hour at the trough and half an hour at the peak: ids follow event time, the
+    half hours' rows are in the ratio of the daily cycle, payments fail far more often in
+    incidents."""
+    trough, peak = MIDNIGHT + 3 * 3600 - 900, MIDNIGHT + 15 * 3600 - 900
+    rng = random.Random(5)
+    demo.create_schema(conn, dialect)
+    demo_history.write_history(conn, dialect, trough, trough + HALF_HOUR, rng)
+    demo_history.write_history(conn, dialect, peak, peak + HALF_HOUR, rng)
+    cur = conn.cursor()
+
+    def counts(sql: str, *params: float) -> int:
+        cur.execute(sql.replace("?", "%s") if dialect == "postgresql" else sql, params)
+        return int(cur.fetchone()[0])
+
+    cur.execute("SELECT created_at FROM http_requests ORDER BY id")
+    times = [row[0] for row in cur.fetchall()]
+    latest, behind = 0.0, 0.0
+    for at in times:
+        behind, latest = max(behind, latest - at), max(latest, at)
+    assert behind <= demo_history.CHUNK  # rows of one chunk are written after the last
+    assert trough <= min(times) and max(times) <= peak + HALF_HOUR
+    between = "SELECT count(*) FROM http_requests WHERE created_at >= ? AND created_at < ?"
+    night, day = (
+        counts(between, trough, trough + HALF_HOUR),
+        counts(between, peak, peak + HALF_HOUR),
+    )
+    # each hour's load at its middle (the cosine is flat near its peak and trough)
+    expected = demo_history.daily_load(peak + 900) / demo_history.daily_load(trough + 900)
+    assert day / night == pytest.approx(expected, rel=0.03), (day, night)
+    windows = demo_history.incident_windows(trough, peak + HALF_HOUR)
+    in_incident = " OR ".join("(created_at >= ? AND created_at < ?)" for _ in windows)
+    bounds = [t for window in windows for t in window]
+    share = {}
+    for where, params in ((in_incident, bounds), (f"NOT ({in_incident})", bounds)):
+        failed = counts(
+            f"SELECT count(*) FROM payments WHERE status = 'failed' AND ({where})", *params
+        )
+        total = counts(f"SELECT count(*) FROM payments WHERE {where}", *params)
+        share[where is in_incident] = failed / total
+    assert share[True] > 5 * share[False], share
+
+
+def test_history_on_sqlite() -> None:
+    check_history(sqlite3.connect(":memory:"), "sqlite")
+
+
+def test_history_on_postgresql(pg_schema: tuple[str, str]) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_schema[0]) as conn:
+        check_history(conn, "postgresql")
+
+
+def test_seed_with_history_writes_events_before_the_recent_activity() -> None:
+    conn = sqlite3.connect(":memory:")
+    demo.create_schema(conn, "sqlite")
+    now = MIDNIGHT + 12 * 3600
+    demo_history.seed_with_history(conn, "sqlite", now, random.Random(3), days=1 / 24)
+    first = conn.execute("SELECT min(created_at) FROM payments").fetchone()[0]
+    assert now - demo.SEED_EVENT_SECONDS - 3600 <= first < now - demo.SEED_EVENT_SECONDS - 3000
+    ordered = [r[0] for r in conn.execute("SELECT created_at FROM payments ORDER BY id")]
+    assert ordered == sorted(ordered)
+    assert conn.execute("SELECT count(*) FROM users").fetchone()[0] >= demo.SEED_USERS
+
+
+def test_seed_file_fills_a_new_database_once(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "demo.db"
+    assert demo_history.seed_file(path, days=0.01, scale=0.5)
+    conn = sqlite3.connect(path)
+    first = conn.execute("SELECT count(*), min(created_at) FROM errors").fetchone()
+    assert first[0] > 0 and first[1] < time.time() - demo.SEED_EVENT_SECONDS - 0.009 * DAY
+    assert not demo_history.seed_file(path, days=0.01)  # it has users: left alone
+    assert conn.execute("SELECT count(*), min(created_at) FROM errors").fetchone() == first
