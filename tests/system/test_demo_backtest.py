@@ -1,12 +1,12 @@
 """The demo's alerts backtested on the demo's own history.
 
 Hours of the simulator's traffic (its rates with the history's daily cycle, its incidents
-every 15 minutes) are written into PostgreSQL with exporter.demo_history, backfilled with
-`kpi-exporter backfill` and `backfill --rules` (the recording rules the alerts read), loaded
-into a real Prometheus, and `kpi-exporter backtest` reports when each demo alert fired. The
-expected times are the generator's incident schedule, never the backtest's own answer: an
-alert that catches incidents must fire in each of them and nowhere else; the others stay
-quiet throughout."""
+every 15 minutes and outages every 6 hours) are written into PostgreSQL with
+exporter.demo_history, backfilled with `kpi-exporter backfill` and `backfill --rules` (the
+recording rules the alerts read), loaded into a real Prometheus, and `kpi-exporter backtest`
+reports when each demo alert fired. The expected times are the simulator's schedule of
+trouble, never the backtest's own answer: an alert that catches a kind of trouble must fire
+in each one of that kind and nowhere outside trouble; the others stay quiet throughout."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from conftest import ROOT, RunningPrometheus, exporter_command, fresh_pg_schema,
 
 from exporter import demo, demo_history
 
-SPAN = 6 * 3600  # seconds of history written: 24 incidents, the daily cycle's trough
+SPAN = 6 * 3600  # seconds of history: 24 incidents, an outage, the daily cycle's trough
 STEP = 30  # backfill step = the generated alert groups' evaluation interval
 WARMUP = 20 * 60  # the backtest starts this long into the history: 5m rates and the
 # 15m offset of HttpRequestsNotIncreasing need that much data behind them
@@ -40,27 +40,38 @@ SEED = 20261202
 # evaluated every 30 s) lags one more step.
 SLACK = 300 + 2 * STEP
 
-# The simulator's kinds of trouble: (every, length) in seconds, epoch-aligned.
-KINDS = {"incident": (demo.INCIDENT_EVERY, demo.INCIDENT_LENGTH)}
+# The simulator's kinds of trouble: (every, length) in seconds, epoch-aligned. An outage
+# (the first 12 minutes of every 6 hours) begins with an incident.
+KINDS = {
+    "incident": (demo.INCIDENT_EVERY, demo.INCIDENT_LENGTH),
+    "outage": (demo.OUTAGE_EVERY, demo.OUTAGE_LENGTH),
+}
 # Alerts that should catch a kind: they fire in each one, and only in trouble of any kind.
 CATCHES = {
-    "PaymentFailures": "incident",  # payments fail 40% instead of 2%
-    "LowGenerationSuccessRate": "incident",  # generations fail 20% instead of 2%
-    "HighErrorRate": "incident",  # errors come in bursts of five
-    "CriticalErrorRate": "incident",
-    "HighQueueFailureRate": "incident",  # jobs fail 30%
-    "HighResponseTime": "incident",  # the slow tail grows from 1% to 8% of requests
+    "PaymentFailures": "incident",  # payments fail 40% instead of 0.05%
+    "LowGenerationSuccessRate": "incident",  # generations fail 30% instead of 0.5%
+    "HighErrorRate": "outage",  # api errors in bursts of 40
+    "CriticalErrorRate": "outage",  # 10% of them critical
+    "HighQueueFailureRate": "outage",  # webhook retry storms failing 90%
+    "HighResponseTime": "outage",  # a quarter of the requests in the slow tail
 }
 # Alerts with no trouble of their kind in the demo: quiet throughout.
 QUIET = {
-    # 90 s incidents every 15 min fail 3.8% of generations on average, under the 5% budget
+    # 90 s incidents every 15 min fail 3.5% of generations on average, under the 5% budget
     "GenerationSuccessErrorBudgetBurn": "incidents burn less than the budget",
     # the simulator's incidents leave sessions alone
     "ActiveUsersAnomaly": "incidents do not change active users",
+    # 95% within 2.5 s: requests over it are 2.8% on average, an outage adds 0.8% over 6 h
+    "HttpRequestDurationLatencyBudgetBurn": "slow requests burn less than the budget",
     # requests never stop, not even in an incident
     "HttpRequestsNotIncreasing": "traffic never stops",
     # queue_active_jobs has no :now, so backfill skips it: no history to fire on
     "QueueActiveJobsPredictedHigh": "no history (not backfillable)",
+}
+# Demo alerts on the exporter's own series, which a backfill does not write: left out.
+NOT_BACKTESTED = {
+    # reads the KPI's last successful poll; with no exporter series the data counts as stale
+    "RevenueUsdFreshnessBudgetBurn": "a freshness SLO over the exporter's own poll times",
 }
 # What the quiet alerts read, which the backfill must have written (the SLO's long windows come
 # from the second rules pass). ActiveUsersAnomaly compares with a day before, which 6 hours of
@@ -72,18 +83,13 @@ HISTORY_READ = [
     "job:generation_success:error_ratio_rate6h",
     "job:generation_success:error_ratio_rate1d",
     "job:generation_success:error_ratio_rate3d",
+    "job:http_request_duration_seconds_latency:error_ratio_rate6h",
+    "job:http_request_duration_seconds_latency:error_ratio_rate3d",
     "active_users",
 ]
 # Alerts that misbehave on this history today, with the reason (strict xfail: once fixed the
 # test fails until its line here goes).
-MISBEHAVING = {
-    "HighErrorRate": "never fires: incidents log 3 errors/s, the bound is 10/s",
-    "CriticalErrorRate": "never fires: incidents log 0.2 critical errors/s, the bound is 1/s",
-    "HighQueueFailureRate": "never fires: a queue fails at most 0.6 jobs/s, the bound is 5/s",
-    "HighResponseTime": "fires on normal traffic: interpolated p95 of /api/generate above 2 s",
-    "PaymentFailures": "misses the 01:15 incident: at night (0.8 of the peak load) an incident "
-    "fails 14 payments in 5m on average, too close to the bound of 10",
-}
+MISBEHAVING: dict[str, str] = {}
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -161,7 +167,8 @@ def history(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 query = f"count(count_over_time({series}[1h]))"
                 found = prometheus.api("/api/v1/query", query=query, time=repr(end))
                 assert found["data"]["result"], (series, found)
-            only = [arg for alert in sorted(demo_alerts()) for arg in ("--alert", alert)]
+            backtested = sorted(demo_alerts() - set(NOT_BACKTESTED))
+            only = [arg for alert in backtested for arg in ("--alert", alert)]
             done = run_cli("backtest", *spec, "--prometheus", prometheus.url, "--since",
                            repr(start), "--until", repr(end), "--format", "json", *only,
                            env=env)  # fmt: skip
@@ -175,7 +182,7 @@ def history(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def test_every_demo_alert_has_an_expectation() -> None:
-    assert demo_alerts() == set(CATCHES) | set(QUIET)
+    assert demo_alerts() == set(CATCHES) | set(QUIET) | set(NOT_BACKTESTED)
 
 
 def troubles(start: float, end: float) -> list[tuple[float, float]]:
