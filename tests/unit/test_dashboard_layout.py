@@ -317,6 +317,10 @@ class TestRedHint:
         )
         rate = open_panels(render_board(boards(spec)[0]))[0]
         assert "api_latency_seconds_count" in rate["targets"][0]["expr"]
+        assert (rate["title"], rate["fieldConfig"]["defaults"]["unit"]) == (
+            "Request rate · API latency (count)",
+            "ops",
+        )
 
     def test_false_means_no_red_row(self, tmp_path: Path) -> None:
         board = render_board(boards(self.spec_with(tmp_path, "false"))[0])

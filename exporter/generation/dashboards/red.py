@@ -124,7 +124,8 @@ def _rate_panel(spec: Spec, kpi: Kpi, duration: Kpi) -> Panel:
     return Panel(
         key=f"red/rate/{kpi.name}",
         kind="stat",
-        title=f"Request rate · {display_title(kpi.name)}",
+        title=f"Request rate · {display_title(kpi.name)}"
+        + ("" if kpi.type == "counter" else " (count)"),
         description=f"Requests: {what}, over all series." + describe_bounds(bounds, True),
         targets=(Target(expr, "rate"),),
         unit=unit,

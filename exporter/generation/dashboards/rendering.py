@@ -1,5 +1,5 @@
-"""Boards rendered as Grafana dashboard JSON: flow layout on the 24-column grid, panels,
-template variables."""
+"""Boards rendered as Grafana dashboard JSON: rows (the first open, the others collapsed with
+their panels inside), panels placed by layout.py, template variables."""
 
 from __future__ import annotations
 
