@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from exporter.cli.common import EXIT_SPEC, config_option, exit_on, load_or_exit
-from exporter.collection.state import StateError, StateStore
+from exporter.collection.state import StateError, StateStore, split_key
 from exporter.sources.base import QueryError
 from exporter.spec.loading import LoadedSpec
 from exporter.spec.model import Spec
@@ -84,8 +84,10 @@ def state_show(configs: tuple[Path, ...]) -> None:
 @config_option
 @click.argument("kpi")
 def state_reset(configs: tuple[Path, ...], kpi: str) -> None:
-    """Forget one KPI's cursor and totals; it starts again per its `start:` setting."""
+    """Forget one KPI's cursor and totals (on every database it spans, or one: KPI@DATABASE);
+    it starts again per its `start:` setting."""
     store = _store_or_exit(configs)
-    found = store.reset(kpi)
+    keys = [key for key in store.names() if kpi in (key, split_key(key)[0])]
+    found = any([store.reset(key) for key in keys])
     store.close()
     click.echo(f"reset {kpi}" if found else f"no state for {kpi}")

@@ -6,14 +6,14 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from logging import INFO, WARNING
 from typing import Any
 
 from exporter.collection.binding import bind_params
 from exporter.collection.recent import RecentPolls
 from exporter.collection.series import ResultError, Shape, render_plain
-from exporter.collection.state import CursorState, StateStore
+from exporter.collection.state import CursorState, StateStore, state_key
 from exporter.collection.totals import Totals
 from exporter.conventions import Reason
 from exporter.log import event
@@ -79,6 +79,12 @@ def complete_rows(
     return rows[:end]
 
 
+def poll_key(kpi: Kpi, database: str) -> str:
+    """A poll's name for the schedule, the published parts and the status page: the KPI's
+    name, with its database after '@' when the KPI spans databases."""
+    return f"{kpi.name}@{database}" if kpi.spans_databases else kpi.name
+
+
 class PollFailed(Exception):
     """A poll failed; carries the reason label and a message safe to log."""
 
@@ -101,11 +107,16 @@ class KpiPoll:
         publish: Callable[[Snapshot], None],
         store: StateStore | None = None,
         clock: Callable[[], float] = time.time,
+        database: str | None = None,
     ) -> None:
         self.kpi = kpi
         self.clock = clock  # wall time in seconds; tests pass a fake one to drive the backoff
+        # a KPI on several databases has a poll per database; None: the KPI's only one
+        self.database = database if database is not None else spec.databases_of(kpi)[0]
+        self.key = poll_key(kpi, self.database)
+        self.state_key = state_key(kpi.name, self.database)
         self.metric = spec.metric_name(kpi)
-        self.const_labels = dict(spec.exporter.labels)
+        self.const_labels = spec.series_labels(kpi, self.database)
         self.source = source
         self.metrics = metrics
         self.publish = publish
@@ -121,12 +132,12 @@ class KpiPoll:
         self._tiebreak: Any = 0
         self._rows = 0
         self._stored: tuple[CursorState | None] | None = None  # None: not read yet
+        self._legacy = False  # the stored state is under the KPI's bare name (older versions)
         self._restored = False
         self._positioned = kpi.start == "earliest"
 
-    @property
-    def database(self) -> str:
-        return self.kpi.database
+    def _log(self, level: int, name: str, **fields: Any) -> None:
+        event(level, name, kpi=self.kpi.name, database=self.database, **fields)
 
     def run(self, force: bool = False) -> bool:
         """One poll; returns True on success. Failures are recorded, never raised."""
@@ -200,10 +211,9 @@ class KpiPoll:
                 raise PollFailed("result", exc.message, exc.column) from None
             if skipped:
                 self._count("result")
-                event(
+                self._log(
                     WARNING,
                     "null_values_skipped",
-                    kpi=self.kpi.name,
                     column=self.kpi.value_column,
                     rows=skipped,
                 )
@@ -216,7 +226,11 @@ class KpiPoll:
         """Read a cursor KPI's stored state, changing nothing: a reload does this while it
         builds polls it may still discard, so an unreadable state refuses the reload."""
         if self.kpi.cursor is not None and self.store is not None and self._stored is None:
-            self._stored = (self.store.load(self.kpi.name),)
+            state = self.store.load(self.state_key)
+            if state is None and not self.kpi.spans_databases:
+                state = self.store.load(self.kpi.name)
+                self._legacy = state is not None
+            self._stored = (state,)
 
     def restore(self) -> None:
         """Put the stored state in force: publish its totals before any query answers, or
@@ -226,15 +240,16 @@ class KpiPoll:
         self.load_state()
         assert self._stored is not None
         state = self._stored[0]
+        if self._legacy and self.store.adopt(self.kpi.name, self.state_key):
+            self._log(INFO, "state_adopted")
         fingerprint = self.kpi.fingerprint()
         if state is not None and state.fingerprint != fingerprint:
-            event(
+            self._log(
                 WARNING,
                 "state_reset",
-                kpi=self.kpi.name,
                 why="query, labels, buckets or cursor changed since the state was written",
             )
-            self.store.reset(self.kpi.name)
+            self.store.reset(self.state_key)
             state = None
         if state is None:
             self._totals = Totals(self.kpi)
@@ -242,16 +257,10 @@ class KpiPoll:
             self._totals = Totals(self.kpi, state.series)
             # counters continue from their stored totals even before the database answers
             self._shape = Shape.for_rendering(self.kpi, self.metric, self.const_labels)
-            self._emit(self.publish, self._totals.render(self._shape, self.clock()))
+            self._emit(self._publish, self._totals.render(self._shape, self.clock()))
             self._cursor, self._tiebreak, self._rows = state.cursor, state.tiebreak, state.rows
             self._positioned = True
-            event(
-                INFO,
-                "state_restored",
-                kpi=self.kpi.name,
-                cursor=self._cursor,
-                series=len(state.series),
-            )
+            self._log(INFO, "state_restored", cursor=self._cursor, series=len(state.series))
         self._restored = True
 
     def _poll_cursor(self, now: float) -> Snapshot:
@@ -262,11 +271,11 @@ class KpiPoll:
             if not self._positioned:
                 self._catch_up(now, count=False)
                 self._positioned = True
-                event(INFO, "cursor_positioned", kpi=self.kpi.name, cursor=self._cursor)
+                self._log(INFO, "cursor_positioned", cursor=self._cursor)
             self._catch_up(now, count=True)
         except PollFailed:
             if self._rows != rows_before and self._shape is not None:
-                self._emit(self.publish, self._totals.render(self._shape, now))  # as stored
+                self._emit(self._publish, self._totals.render(self._shape, now))  # as stored
             raise
         finally:
             self._emit(self._lag, now)
@@ -297,7 +306,7 @@ class KpiPoll:
                         raise PollFailed(None, "replaced by a reload")
                     try:
                         self.store.save(
-                            kpi.name,
+                            self.state_key,
                             kpi.fingerprint(),
                             cursor,
                             tiebreak,
@@ -314,15 +323,16 @@ class KpiPoll:
                     self._emit(self._count_rows, applied)
             if len(rows.rows) < kpi.batch:
                 return
-        event(WARNING, "catch_up_incomplete", kpi=kpi.name, batches=MAX_BATCHES_PER_POLL)
+        self._log(WARNING, "catch_up_incomplete", batches=MAX_BATCHES_PER_POLL)
 
     def _lag(self, now: float) -> None:
         cursor = self._cursor
+        lag = self.metrics.cursor_lag
         if isinstance(cursor, dt.datetime):
             stamp = cursor if cursor.tzinfo else cursor.replace(tzinfo=dt.UTC)
-            self.metrics.cursor_lag.labels(self.kpi.name).set(max(0.0, now - stamp.timestamp()))
+            lag.labels(self.kpi.name, self.database).set(max(0.0, now - stamp.timestamp()))
         elif self.kpi.settle is not None and isinstance(cursor, int | float) and cursor > 0:
-            self.metrics.cursor_lag.labels(self.kpi.name).set(max(0.0, now - float(cursor)))
+            lag.labels(self.kpi.name, self.database).set(max(0.0, now - float(cursor)))
 
     # -- outcome -----------------------------------------------------------------------------
 
@@ -337,13 +347,17 @@ class KpiPoll:
         self.metrics.query_duration.labels(self.kpi.name, self.database).observe(seconds)
 
     def _count_rows(self, rows: int) -> None:
-        self.metrics.rows_processed.labels(self.kpi.name).inc(rows)
+        self.metrics.rows_processed.labels(self.kpi.name, self.database).inc(rows)
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        """Publish as this poll's part of the KPI's series (one part per database)."""
+        self.publish(replace(snapshot, part=self.key))
 
     def _succeeded(self, now: float, started: float, snapshot: Snapshot) -> None:
-        self.publish(snapshot)
+        self._publish(snapshot)
         status = self.status
         if status.state == "failed":
-            event(INFO, "poll_recovered", kpi=self.kpi.name, after_failures=status.failures)
+            self._log(INFO, "poll_recovered", after_failures=status.failures)
         status.state = "ok"
         status.last_run = now
         status.last_duration = time.monotonic() - started
@@ -353,9 +367,9 @@ class KpiPoll:
         status.retry_at = 0.0
         status.series = snapshot.series
         status.recent.record(now, snapshot.total, status.last_duration)
-        self.metrics.kpi_up.labels(self.kpi.name).set(1)
-        self.metrics.last_success.labels(self.kpi.name).set(status.last_success)
-        self.metrics.series.labels(self.kpi.name).set(snapshot.series)
+        self.metrics.kpi_up.labels(self.kpi.name, self.database).set(1)
+        self.metrics.last_success.labels(self.kpi.name, self.database).set(status.last_success)
+        self.metrics.series.labels(self.kpi.name, self.database).set(snapshot.series)
 
     def _failed(self, now: float, started: float, failure: PollFailed) -> None:
         if failure.reason is not None:
@@ -372,12 +386,10 @@ class KpiPoll:
         doublings = min(status.failures - 1, 32)
         extra = min(self.kpi.period * (2**doublings - 1), MAX_BACKOFF)
         status.retry_at = now + extra
-        self.metrics.kpi_up.labels(self.kpi.name).set(0)
-        event(
+        self.metrics.kpi_up.labels(self.kpi.name, self.database).set(0)
+        self._log(
             WARNING,
             "poll_failed",
-            kpi=self.kpi.name,
-            database=self.database,
             reason=status.last_reason,
             column=failure.column,
             error=failure.message,

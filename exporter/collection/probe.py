@@ -49,26 +49,28 @@ def probe_spec(spec: Spec) -> list[str]:
     sources: dict[str, Source] = {}
     try:
         for kpi in spec.kpis:
-            where = f"kpi {kpi.name} (database {kpi.database})"
-            try:
-                if kpi.database not in sources:
-                    sources[kpi.database] = open_source(
-                        kpi.database, spec.databases[kpi.database], spec.exporter.pool_timeout
-                    )
-                rows = sources[kpi.database].query(
-                    kpi.query, probe_params(kpi, time.time()), kpi.timeout
-                )
-            except QueryError as exc:
-                problems.append(f"{where}: query failed ({exc.reason}): {exc.message}")
-                continue
-            found = ", ".join(rows.columns) or "none"
-            for column, role in expected_columns(kpi):
-                if column not in rows.columns:
-                    problems.append(
-                        f"{where}: {role} column {column!r} is missing from the result "
-                        f"(columns: {found})"
-                    )
+            for database in spec.databases_of(kpi):  # a KPI on several databases: each
+                problems += _probe(spec, kpi, database, sources)
     finally:
         for source in sources.values():
             source.close()
     return problems
+
+
+def _probe(spec: Spec, kpi: Kpi, database: str, sources: dict[str, Source]) -> list[str]:
+    """One KPI's query on one database, its columns compared with the spec's."""
+    where = f"kpi {kpi.name} (database {database})"
+    try:
+        if database not in sources:
+            sources[database] = open_source(
+                database, spec.databases[database], spec.exporter.pool_timeout
+            )
+        rows = sources[database].query(kpi.query, probe_params(kpi, time.time()), kpi.timeout)
+    except QueryError as exc:
+        return [f"{where}: query failed ({exc.reason}): {exc.message}"]
+    found = ", ".join(rows.columns) or "none"
+    return [
+        f"{where}: {role} column {column!r} is missing from the result (columns: {found})"
+        for column, role in expected_columns(kpi)
+        if column not in rows.columns
+    ]

@@ -45,10 +45,11 @@ def trigger_for(kpi: Kpi, start: dt.datetime | None = None) -> BaseTrigger:
     return cron.trigger(kpi.schedule)
 
 
-def first_run(kpi: Kpi, now: dt.datetime) -> dt.datetime:
-    """A stable offset per KPI name, so a restart does not fire every poll at once."""
+def first_run(kpi: Kpi, now: dt.datetime, key: str | None = None) -> dt.datetime:
+    """A stable offset per poll (a KPI's name, `name@database` for one of several databases),
+    so a restart does not fire every poll at once."""
     spread = min(kpi.period, START_SPREAD)
-    fraction = (zlib.crc32(kpi.name.encode()) % 1000) / 1000
+    fraction = (zlib.crc32((key or kpi.name).encode()) % 1000) / 1000
     return now + dt.timedelta(seconds=spread * fraction)
 
 
@@ -69,13 +70,14 @@ class Schedule:
             self._executors[alias] = workers
         return alias
 
-    def add(self, kpi: Kpi, run: Callable[[], object], executor: str) -> None:
-        first = first_run(kpi, dt.datetime.now(dt.UTC))
+    def add(self, key: str, kpi: Kpi, run: Callable[[], object], executor: str) -> None:
+        """Schedule one poll under `key` (see `KpiPoll.key`)."""
+        first = first_run(kpi, dt.datetime.now(dt.UTC), key)
         self.scheduler.add_job(
             run,
             trigger_for(kpi, first),  # later runs keep the first run's offset
-            id=kpi.name,
-            name=kpi.name,
+            id=key,
+            name=key,
             executor=executor,
             max_instances=1,
             coalesce=True,

@@ -19,6 +19,20 @@ SCHEMA_VERSION = 1
 STATE_FILE = "state.db"
 
 
+def state_key(kpi: str, database: str) -> str:
+    """The state of one KPI on one database ('@' is in no KPI or database name). Before
+    KPIs could span databases a KPI's state was stored under its bare name; a single-database
+    KPI adopts that row (`StateStore.adopt`)."""
+    return f"{kpi}@{database}"
+
+
+def split_key(key: str) -> tuple[str, str | None]:
+    """(KPI, database) of a state key; database None for a row stored by a version before
+    state keys named the database."""
+    kpi, _, database = key.partition("@")
+    return kpi, database or None
+
+
 class StateError(Exception):
     """The state file cannot be used (corrupt, or written by a newer version)."""
 
@@ -211,6 +225,26 @@ class StateStore:
             conn.execute("COMMIT")
         return found
 
+    def adopt(self, legacy: str, key: str) -> bool:
+        """Move a row stored under a KPI's bare name to `key`, unless `key` has state of its
+        own; True if it moved. One transaction: a crash leaves either name, never both."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                taken = conn.execute("SELECT 1 FROM kpis WHERE name = ?", (key,)).fetchone()
+                moved = not taken and (
+                    conn.execute("UPDATE kpis SET name = ? WHERE name = ?", (key, legacy)).rowcount
+                    > 0
+                )
+                if moved:
+                    conn.execute("UPDATE series SET kpi = ? WHERE kpi = ?", (key, legacy))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return bool(moved)
+
     def keep_only(self, names: Iterable[str]) -> list[str]:
         """Remove the state of KPIs no longer in the spec; returns the removed names."""
         keep = set(names)
@@ -224,7 +258,7 @@ class StateStore:
             return [r[0] for r in self._conn.execute("SELECT name FROM kpis ORDER BY name")]
 
     def summary(self) -> list[dict[str, Any]]:
-        """One row per KPI for `state show`."""
+        """One row per KPI and database for `state show`."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT k.name, k.fingerprint, k.cursor, k.tiebreak, k.rows, k.updated,"
@@ -233,7 +267,8 @@ class StateStore:
             ).fetchall()
         return [
             {
-                "kpi": name,
+                "kpi": split_key(name)[0],
+                "database": split_key(name)[1],
                 "fingerprint": fingerprint,
                 "cursor": decode_value(cursor) if cursor else None,
                 "tiebreak": decode_value(tiebreak) if tiebreak else None,

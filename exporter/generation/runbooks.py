@@ -59,10 +59,13 @@ def _database_line(spec: Spec, name: str) -> str:
 
 def _kpi_section(spec: Spec, kpi: Kpi) -> list[str]:
     schedule = f"schedule `{kpi.schedule}`" if kpi.schedule else f"every {duration(kpi.period)}"
+    databases = ", ".join(_database_line(spec, name) for name in spec.databases_of(kpi))
+    if kpi.spans_databases:  # polled on each, its series told apart by the database label
+        databases = f"each of {databases} (label `{spec.exporter.database_label}`)"
     lines = [
         f"`{spec.metric_name(kpi)}`, a {kpi.type}"
         + (f" by {', '.join(kpi.labels)}" if kpi.labels else "")
-        + f", polled {schedule} from {_database_line(spec, kpi.database)}.",
+        + f", polled {schedule} from {databases}.",
     ]
     if kpi.help:
         lines += ["", kpi.help]

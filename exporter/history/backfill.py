@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from exporter.collection.series import ResultError
-from exporter.history.replay import CursorReplay, QueryReplay, StepGrid
+from exporter.history.replay import SPANS_DATABASES, CursorReplay, QueryReplay, StepGrid
 from exporter.sources.base import QueryError, Source
 from exporter.sources.registry import open_source
 from exporter.spec.fields import parse_duration
@@ -75,6 +75,8 @@ def format_instant(seconds: float) -> str:
 
 def skip_reason(kpi: Kpi) -> str | None:
     """Why a KPI has no history to replay, or None when it has."""
+    if kpi.spans_databases:
+        return SPANS_DATABASES
     if kpi.cursor is not None:
         if kpi.event_time_column is None:
             return "a cursor KPI without event_time: add `event_time: COLUMN` to replay it"
@@ -130,16 +132,18 @@ def backfill(
             if reason is not None:
                 summary.skipped.append(f"skipped {kpi.name}: {reason}")
                 continue
-            if kpi.database not in sources:
-                sources[kpi.database] = open_source(
-                    kpi.database, spec.databases[kpi.database], spec.exporter.pool_timeout
+            (database,) = spec.databases_of(kpi)
+            if database not in sources:
+                sources[database] = open_source(
+                    database, spec.databases[database], spec.exporter.pool_timeout
                 )
-            source, metric = sources[kpi.database], spec.metric_name(kpi)
+            source, metric = sources[database], spec.metric_name(kpi)
+            constant = {**spec.series_labels(kpi, database), **labels}  # + the database's own
             if kpi.cursor is not None:
                 window = 0.0 if kpi.event_time_column == kpi.cursor else reorder
-                replays.append(CursorReplay(kpi, metric, labels, source, grid, now, window))
+                replays.append(CursorReplay(kpi, metric, constant, source, grid, now, window))
             else:
-                replays.append(QueryReplay(kpi, metric, labels, source, grid))
+                replays.append(QueryReplay(kpi, metric, constant, source, grid))
             summary.replayed.append(kpi.name)
         if replays:
             _write_windows(replays, grid, output, promtool, summary, progress)

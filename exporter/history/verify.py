@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from exporter.collection.totals import LabelKey, Totals
-from exporter.history.replay import CursorReplay, Instants, event_seconds
+from exporter.history.replay import SPANS_DATABASES, CursorReplay, Instants, event_seconds
 from exporter.serving.exposition import format_value
 from exporter.sources.base import Source
 from exporter.sources.registry import open_source
@@ -85,11 +85,13 @@ def verify(
             if kpi.cursor is None or kpi.event_time_column is None:
                 skipped.append(f"skipped {kpi.name}: not a cursor KPI with an event_time")
                 continue
-            if kpi.database not in sources:
-                sources[kpi.database] = open_source(
-                    kpi.database, spec.databases[kpi.database], spec.exporter.pool_timeout
-                )
-            database = _database_totals(spec, kpi, sources[kpi.database], edges, now)
+            if kpi.spans_databases:
+                skipped.append(f"skipped {kpi.name}: {SPANS_DATABASES}")
+                continue
+            (name,) = spec.databases_of(kpi)
+            if name not in sources:
+                sources[name] = open_source(name, spec.databases[name], spec.exporter.pool_timeout)
+            database = _database_totals(spec, kpi, sources[name], edges, now)
             cells.extend(_compare(spec, kpi, prometheus, edges, database))
     finally:
         for source in sources.values():

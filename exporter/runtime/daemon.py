@@ -10,9 +10,9 @@ from logging import INFO, WARNING
 from pathlib import Path
 from typing import Any
 
-from exporter.collection.polls import KpiPoll
+from exporter.collection.polls import KpiPoll, poll_key
 from exporter.collection.scheduling import Schedule
-from exporter.collection.state import StateError, StateStore
+from exporter.collection.state import StateError, StateStore, split_key
 from exporter.log import event
 from exporter.serving.publication import Publication
 from exporter.serving.selfmetrics import SelfMetrics
@@ -31,10 +31,22 @@ class _Build:
 
     spec: Spec
     sources: dict[str, Source]
-    polls: dict[str, KpiPoll]  # every KPI's poll: kept running ones and `built`
+    polls: dict[str, KpiPoll]  # every (KPI, database) poll by key: kept running ones and `built`
     built: list[KpiPoll]  # the new polls, not yet scheduled
     store: StateStore | None
     rotated: dict[str, tuple[str, Source]]  # unchanged databases whose dsn_file says another DSN
+
+
+def _pairs(spec: Spec) -> list[tuple[Kpi, str]]:
+    """Every (KPI, database) the spec polls: a KPI on several databases is polled on each."""
+    return [(kpi, database) for kpi in spec.kpis for database in spec.databases_of(kpi)]
+
+
+def _same_connection(old: Database | None, new: Database) -> bool:
+    """The same pool serves both: only the database's constant labels differ, if anything."""
+    return old is not None and old.model_copy(update={"labels": {}}) == new.model_copy(
+        update={"labels": {}}
+    )
 
 
 class Daemon:
@@ -85,7 +97,9 @@ class Daemon:
             if store is None and any(k.cursor for k in spec.kpis):
                 store = StateStore(spec.exporter.state_dir)
             for name, database in spec.databases.items():
-                if name not in self.sources or self._source_config.get(name) != database:
+                if name not in self.sources or not _same_connection(
+                    self._source_config.get(name), database
+                ):
                     opened[name] = open_source(name, database, spec.exporter.pool_timeout)
                 elif isinstance(current := self.sources[name], DsnFileSource):
                     fresh = current.reread()  # the same config, maybe a rotated password
@@ -94,21 +108,23 @@ class Daemon:
             sources = {name: opened.get(name) or self.sources[name] for name in spec.databases}
             polls: dict[str, KpiPoll] = {}
             built: list[KpiPoll] = []
-            for kpi in spec.kpis:
-                running = self.polls.get(kpi.name)
+            for kpi, name in _pairs(spec):
+                key = poll_key(kpi, name)
+                running = self.polls.get(key)
                 if running is not None and self._unchanged(running, spec, kpi):
-                    polls[kpi.name] = running
+                    polls[key] = running
                     continue
                 poll = KpiPoll(
                     spec,
                     kpi,
-                    sources[kpi.database],
+                    sources[name],
                     self.metrics,
                     self.publication.publish,
                     store,
+                    database=name,
                 )
                 poll.load_state()
-                polls[kpi.name] = poll
+                polls[key] = poll
                 built.append(poll)
         except BaseException:
             for source in [*opened.values(), *(fresh for _, fresh in rotated.values())]:
@@ -121,50 +137,57 @@ class Daemon:
     def _swap(self, new: _Build) -> None:
         """Put a built spec in force; nothing here can fail on bad input."""
         spec = new.spec
+        polled = {(poll.kpi.name, poll.database) for poll in new.polls.values()}
         for name, poll in self.polls.items():
             if new.polls.get(name) is poll:
                 continue
             self.schedule.remove(name)
             poll.retire()  # a run in flight now records nothing: withdrawn stays withdrawn
-            kpi = new.polls[name].kpi if name in new.polls else None
+            successor = new.polls.get(name)
             same_series = (
-                kpi is not None
-                and (kpi.labels, kpi.type) == (poll.kpi.labels, poll.kpi.type)
-                and spec.metric_name(kpi) == poll.metric
-                and dict(spec.exporter.labels) == poll.const_labels
+                successor is not None
+                and (successor.kpi.labels, successor.kpi.type) == (poll.kpi.labels, poll.kpi.type)
+                and successor.metric == poll.metric
+                and successor.const_labels == poll.const_labels
             )
             if not same_series:
                 self.publication.withdraw(name)
-            if kpi is None:
-                self.metrics.forget(name, poll.database)
+            if (poll.kpi.name, poll.database) not in polled:  # no stale self-metric series
+                self.metrics.forget(poll.kpi.name, poll.database)
         retired = [s for name, s in self.sources.items() if new.sources.get(name) is not s]
         for name, fresh in new.rotated.items():
             source = new.sources[name]
             assert isinstance(source, DsnFileSource)
             source.install(fresh, why="reload")  # its polls go on, on the new connections
+        for name in set(self._source_config) - set(spec.databases):
+            self.metrics.forget_database(name)
         self.sources = new.sources
         self._source_config = dict(spec.databases)
         self.store = new.store
         self.polls = new.polls
-        self.metrics.declare((k.name, k.database) for k in spec.kpis)
+        self.metrics.declare((kpi.name, database) for kpi, database in _pairs(spec))
         for poll in new.built:
             database = spec.databases[poll.database]
             executor = self.schedule.executor(poll.database, database.max_connections + 2)
-            self.schedule.add(poll.kpi, poll.run, executor)
+            self.schedule.add(poll.key, poll.kpi, poll.run, executor)
             poll.restore()  # stored totals are published before any query answers
         for source in retired:
             source.close()
         if self.store is not None:
-            for name in self.store.keep_only(k.name for k in spec.kpis if k.cursor):
-                event(INFO, "state_removed", kpi=name, why="no longer in the spec")
+            kept = (poll.state_key for poll in self.polls.values() if poll.kpi.cursor)
+            for key in self.store.keep_only(kept):
+                kpi, where = split_key(key)
+                event(INFO, "state_removed", kpi=kpi, database=where, why="no longer polled")
 
     def _unchanged(self, poll: KpiPoll, spec: Spec, kpi: Kpi) -> bool:
-        """The poll already does what `spec` asks: same KPI, database, name and labels."""
+        """The poll already does what `spec` asks: same KPI (its other databases aside),
+        database, name and labels."""
+        database = poll.database
         return (
-            kpi == poll.kpi
-            and spec.databases.get(kpi.database) == self._source_config.get(kpi.database)
+            kpi.model_copy(update={"database": poll.kpi.database}) == poll.kpi
+            and spec.databases.get(database) == self._source_config.get(database)
             and spec.metric_name(kpi) == poll.metric
-            and dict(spec.exporter.labels) == poll.const_labels
+            and spec.series_labels(kpi, database) == poll.const_labels
         )
 
     def start(self) -> None:
@@ -177,10 +200,11 @@ class Daemon:
         )
 
     def poll_all_once(self, only: str | None = None) -> bool:
-        """Run every poll (or one) once, now; True when all succeeded."""
+        """Run every poll (or one KPI's, on each of its databases) once, now; True when all
+        succeeded."""
         ok = True
         for name, poll in self.polls.items():
-            if only is None or name == only:
+            if only is None or only in (name, poll.kpi.name):
                 ok = poll.run(force=True) and ok
         return ok
 

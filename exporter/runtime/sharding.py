@@ -43,7 +43,7 @@ class Shard:
         if self.count == 1:
             return spec
         kpis = [k for k in spec.kpis if self.owns(k.name)]
-        used = {k.database for k in kpis}
+        used = {name for k in kpis for name in spec.databases_of(k)}
         databases = {n: d for n, d in spec.databases.items() if n in used}
         state_dir = spec.exporter.state_dir / f"shard-{self.index}-of-{self.count}"
         exporter = spec.exporter.model_copy(update={"state_dir": state_dir})

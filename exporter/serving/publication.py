@@ -33,13 +33,14 @@ class Publication:
     def publish(self, snapshot: Snapshot) -> None:
         with self._lock:
             snapshots = dict(self._snapshots)
-            snapshots[snapshot.kpi] = snapshot
+            snapshots[snapshot.key] = snapshot
             self._snapshots = dict(sorted(snapshots.items()))
 
-    def withdraw(self, kpi: str) -> None:
+    def withdraw(self, key: str) -> None:
+        """Remove one part: a KPI's, or one database's part of a KPI on several."""
         with self._lock:
-            if kpi in self._snapshots:
-                self._snapshots = {k: v for k, v in self._snapshots.items() if k != kpi}
+            if key in self._snapshots:
+                self._snapshots = {k: v for k, v in self._snapshots.items() if k != key}
 
     def snapshots(self) -> Mapping[str, Snapshot]:
         return self._snapshots
@@ -49,12 +50,18 @@ class Publication:
         cached = self._joined.get(openmetrics)
         if cached is not None and cached[0] is snapshots:
             return cached[1]
-        if openmetrics:
-            data = b"".join(s.openmetrics for s in snapshots.values())
-            deflate = b"".join(s.openmetrics_deflate for s in snapshots.values())
-        else:
-            data = b"".join(s.text for s in snapshots.values())
-            deflate = b"".join(s.text_deflate for s in snapshots.values())
+        parts: list[bytes | memoryview] = []
+        segments: list[bytes] = []
+        family = None
+        # sorted by key, a KPI's parts (`name@database`) are adjacent: the family's HELP and
+        # TYPE lines come once, from its first part
+        for s in snapshots.values():
+            data, deflate = s.whole(openmetrics) if s.kpi != family else s.samples(openmetrics)
+            parts.append(data)
+            segments.append(deflate)
+            family = s.kpi
+        data = b"".join(parts)
+        deflate = b"".join(segments)
         joined = _Joined(data, deflate, zlib.crc32(data))
         self._joined[openmetrics] = (snapshots, joined)
         return joined

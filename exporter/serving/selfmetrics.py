@@ -50,12 +50,12 @@ class SelfMetrics:
             registry=r,
         )
         self.query_errors = _counter(M.QUERY_ERRORS, r, "kpi", "database", "reason")
-        self.kpi_up = _gauge(M.KPI_UP, r, "kpi")
-        self.last_success = _gauge(M.LAST_SUCCESS, r, "kpi")
-        self.series = _gauge(M.SERIES, r, "kpi")
+        self.kpi_up = _gauge(M.KPI_UP, r, "kpi", "database")
+        self.last_success = _gauge(M.LAST_SUCCESS, r, "kpi", "database")
+        self.series = _gauge(M.SERIES, r, "kpi", "database")
         self.database_up = _gauge(M.DATABASE_UP, r, "database")
-        self.cursor_lag = _gauge(M.CURSOR_LAG, r, "kpi")
-        self.rows_processed = _counter(M.ROWS_PROCESSED, r, "kpi")
+        self.cursor_lag = _gauge(M.CURSOR_LAG, r, "kpi", "database")
+        self.rows_processed = _counter(M.ROWS_PROCESSED, r, "kpi", "database")
         self.state_write_errors = _counter(M.STATE_WRITE_ERRORS, r)
         self.reload_ok = _gauge(M.RELOAD_OK, r)
         self.reload_time = _gauge(M.RELOAD_TIME, r)
@@ -78,13 +78,18 @@ class SelfMetrics:
             self.query_duration.labels(kpi, database)
 
     def forget(self, kpi: str, database: str) -> None:
-        """Drop a removed KPI's series."""
+        """Drop the series of a KPI no longer polled on `database` (every per-KPI family is
+        labelled by both, so a KPI that loses one database keeps the others' series)."""
         for metric in (self.kpi_up, self.last_success, self.series, self.cursor_lag):
-            _remove(metric, kpi)
-        _remove(self.rows_processed, kpi)
+            _remove(metric, kpi, database)
+        _remove(self.rows_processed, kpi, database)
         _remove(self.query_duration, kpi, database)
         for reason in REASONS:
             _remove(self.query_errors, kpi, database, reason)
+
+    def forget_database(self, database: str) -> None:
+        """Drop the series of a database no longer in the spec."""
+        _remove(self.database_up, database)
 
     def invalidate(self) -> None:
         """Forget the reused renders: after a reload the next scrape shows the new state."""

@@ -5,6 +5,7 @@ Each problem comes with the path of its field, so loading.py can point at the fi
 
 from __future__ import annotations
 
+import fnmatch
 import re
 
 from exporter.conventions import (
@@ -16,6 +17,7 @@ from exporter.conventions import (
     ratio_alert_name,
     threshold_alert_name,
 )
+from exporter.spec.fields import is_glob
 from exporter.spec.labels import ratio_kpis, ratio_labels, source_labels
 from exporter.spec.model import Kpi, Loc, Ratio, Spec, Threshold
 from exporter.spec.templates import check as template_problem
@@ -31,11 +33,7 @@ def reference_errors(spec: Spec) -> Problems:
         if kpi.name in seen:
             problems.append((("kpis", index, "name"), f"duplicate KPI {kpi.name!r}"))
         seen.add(kpi.name)
-        if kpi.database not in spec.databases:
-            defined = ", ".join(sorted(spec.databases)) or "none"
-            problems.append(
-                (("kpis", index, "database"), f"unknown database {kpi.database!r} ({defined})")
-            )
+        _kpi_databases(index, kpi, spec, problems)
         clash = set(kpi.labels) & set(spec.exporter.labels)
         if clash:
             problems.append(
@@ -44,6 +42,7 @@ def reference_errors(spec: Spec) -> Problems:
                     f"{', '.join(sorted(clash))} clash with exporter.labels",
                 )
             )
+    problems += _database_label_errors(spec)
     counters = {spec.metric_name(k) for k in spec.kpis if k.type == "counter"}
     ratio_names: set[str] = set()
     for index, ratio in enumerate(spec.ratios):
@@ -102,6 +101,64 @@ def _red_errors(spec: Spec, index: int) -> Problems:
             problems.append(
                 (("dashboards", index, "red", key), f"{name!r} is {found}: name {what}")
             )
+    return problems
+
+
+def _kpi_databases(index: int, kpi: Kpi, spec: Spec, problems: Problems) -> None:
+    """Each `database:` entry names a defined database or is a glob matching one; the labels
+    of those databases (and the database label) do not clash with the KPI's labels."""
+    defined = ", ".join(sorted(spec.databases)) or "none"
+    at: Loc = ("kpis", index, "database")
+    for position, pattern in enumerate(kpi.database_patterns):
+        loc = at if isinstance(kpi.database, str) else (*at, position)
+        if is_glob(pattern):
+            if not any(fnmatch.fnmatchcase(name, pattern) for name in spec.databases):
+                problems.append((loc, f"glob {pattern!r} matches no database ({defined})"))
+        elif pattern not in spec.databases:
+            problems.append((loc, f"unknown database {pattern!r} ({defined})"))
+    label = spec.exporter.database_label
+    if kpi.spans_databases and label in kpi.labels:
+        problems.append(
+            (
+                ("kpis", index, "labels"),
+                f"{label} is exporter.database_label, which names the database of each series "
+                "of a KPI on several databases; rename the column or set database_label",
+            )
+        )
+    for name in spec.databases_of(kpi):
+        database = spec.databases.get(name)
+        clash = set(kpi.labels) & set(database.labels if database else ())
+        if clash:
+            problems.append(
+                (
+                    ("kpis", index, "labels"),
+                    f"{', '.join(sorted(clash))} clash with databases.{name}.labels",
+                )
+            )
+
+
+def _database_label_errors(spec: Spec) -> Problems:
+    """A database's constant labels may not redefine the exporter's labels or the label that
+    names the database; nor may the exporter's labels, once a KPI spans databases."""
+    problems: Problems = []
+    label = spec.exporter.database_label
+    for name, database in spec.databases.items():
+        for key in sorted(database.labels):
+            if key in spec.exporter.labels:
+                why = "clashes with exporter.labels"
+            elif key == label:
+                why = "is exporter.database_label, set from the database's name"
+            else:
+                continue
+            problems.append((("databases", name, "labels", key), f"{key} {why}"))
+    if label in spec.exporter.labels and any(k.spans_databases for k in spec.kpis):
+        problems.append(
+            (
+                ("exporter", "labels", label),
+                f"{label} is exporter.database_label, which names the database of each series "
+                "of a KPI on several databases",
+            )
+        )
     return problems
 
 

@@ -13,6 +13,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 RESERVED_LABELS = frozenset({"le", "quantile"})
+_DATABASE_PATTERN = re.compile(r"^[a-zA-Z0-9_*?!\[\]-]{1,128}$")
 
 
 def parse_duration(value: object) -> float:
@@ -55,8 +56,32 @@ def _label_name(value: str) -> str:
     return value
 
 
+def _database_ref(value: object) -> object:
+    """A KPI's `database:`: a name or fnmatch glob (`tenant_*`), or a non-empty list of them."""
+    entries = value if isinstance(value, list) else [value]
+    if not entries:
+        raise ValueError("name at least one database")
+    for entry in entries:
+        if not isinstance(entry, str) or not _DATABASE_PATTERN.match(entry):
+            raise ValueError(
+                f"{entry!r} is not a database name or glob: give a name under 'databases', "
+                "a list of names, or a glob such as 'tenant_*'"
+            )
+    if isinstance(value, list):
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 MetricName = Annotated[str, AfterValidator(_metric_name)]
 LabelName = Annotated[str, AfterValidator(_label_name)]
 Identifier = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]*$", max_length=128)]
+DatabaseRef = Annotated[str | list[str], BeforeValidator(_database_ref)]
 CamelCaseName = Annotated[str, Field(pattern=r"^[A-Z][a-zA-Z0-9]*$", max_length=40)]
+
+
+def is_glob(pattern: str) -> bool:
+    """A `database:` entry holding fnmatch wildcards, rather than one database's name."""
+    return any(c in pattern for c in "*?[")

@@ -6,8 +6,12 @@ from exporter.spec.model import Kpi, Ratio, Spec
 
 
 def source_labels(spec: Spec, kpi: Kpi) -> list[str]:
-    """Labels a scraped KPI series carries: job, instance, exporter labels, the KPI's labels."""
-    return ["job", "instance", *sorted(spec.exporter.labels), *kpi.labels]
+    """Labels a scraped KPI series carries: job, instance, exporter labels, its databases'
+    labels (and the database label of a KPI on several databases), the KPI's labels."""
+    constant = set(spec.exporter.labels)
+    for database in spec.databases_of(kpi):
+        constant |= set(spec.series_labels(kpi, database))
+    return ["job", "instance", *sorted(constant), *kpi.labels]
 
 
 def ratio_kpis(spec: Spec, ratio: Ratio) -> list[Kpi]:

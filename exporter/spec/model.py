@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import itertools
 import json
@@ -12,7 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from exporter.conventions import SELF_PREFIXES, Compared, Severity, ratio_record_name
 from exporter.spec.cron import cron_period
-from exporter.spec.fields import CamelCaseName, Duration, Identifier, LabelName, MetricName
+from exporter.spec.fields import (
+    CamelCaseName,
+    DatabaseRef,
+    Duration,
+    Identifier,
+    LabelName,
+    MetricName,
+    is_glob,
+)
 from exporter.spec.params import BUILTIN_PARAMS, CURSOR_PARAMS, placeholders
 
 PanelKind = Literal["stat", "timeseries", "gauge", "bargauge", "table", "heatmap"]
@@ -48,6 +57,9 @@ class ExporterSettings(Strict):
     )
     scrape_interval: Duration = Field(15.0, description="how often Prometheus scrapes us")
     pool_timeout: Duration = Field(5.0, description="bound on waiting for a pooled connection")
+    database_label: LabelName = Field(
+        "database", description="the label naming the database of a KPI on several databases"
+    )
 
     def rule_selector(self) -> str:
         return self.selector if self.selector else f'job="{self.job}"'
@@ -61,6 +73,9 @@ class Database(Strict):
     connect_timeout: Duration = 5.0
     pgbouncer: bool | None = Field(
         None, description="PostgreSQL behind PgBouncer in transaction pooling; unset: detected"
+    )
+    labels: dict[LabelName, str] = Field(
+        default_factory=dict, description="constant labels on every series read from here"
     )
 
     @model_validator(mode="after")
@@ -173,7 +188,9 @@ class Kpi(Strict):
     name: MetricName
     help: str = ""
     type: Literal["gauge", "counter", "histogram"]
-    database: Identifier
+    database: DatabaseRef = Field(
+        description="a database name, a list of them, or a glob over the names under databases"
+    )
     interval: Duration | None = None
     schedule: str | None = Field(None, description="cron expression, five fields")
     timeout: Duration = 10.0
@@ -286,6 +303,18 @@ class Kpi(Strict):
         if self.value_column in self.labels:
             raise ValueError(f"the value column {self.value_column!r} cannot also be a label")
         return self
+
+    @property
+    def database_patterns(self) -> list[str]:
+        """The `database:` entries: names and globs, as written."""
+        return [self.database] if isinstance(self.database, str) else list(self.database)
+
+    @property
+    def spans_databases(self) -> bool:
+        """Written as a list or a glob: its series carry `exporter.database_label`, however
+        many databases match today (a glob that matches one tenant now may match two later,
+        and a series must not change its labels when it does)."""
+        return not isinstance(self.database, str) or is_glob(self.database)
 
     @property
     def value_column(self) -> str | None:
@@ -427,6 +456,29 @@ class Spec(Strict):
         """The exposed metric name: namespace prefix plus the KPI name."""
         ns = self.exporter.namespace
         return f"{ns}_{kpi.name}" if ns else kpi.name
+
+    def databases_of(self, kpi: Kpi) -> list[str]:
+        """The databases a KPI polls, in its list's order, each glob's matches sorted, no name
+        twice. A plain name is returned even when undefined (spec checks report it)."""
+        names: list[str] = []
+        for pattern in kpi.database_patterns:
+            if is_glob(pattern):
+                found = sorted(n for n in self.databases if fnmatch.fnmatchcase(n, pattern))
+            else:
+                found = [pattern]
+            names += [n for n in found if n not in names]
+        return names
+
+    def series_labels(self, kpi: Kpi, database: str) -> dict[str, str]:
+        """The constant labels of a KPI's series read from `database`: the exporter's labels,
+        the database's own, and the database's name when the KPI spans databases."""
+        labels = dict(self.exporter.labels)
+        entry = self.databases.get(database)
+        if entry is not None:
+            labels.update(entry.labels)
+        if kpi.spans_databases:
+            labels[self.exporter.database_label] = database
+        return labels
 
     def kpi(self, name: str) -> Kpi:
         for kpi in self.kpis:

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collection.polls import KpiPoll
-from exporter.collection.state import StateStore
+from exporter.collection.state import StateStore, state_key
 from exporter.serving.publication import Publication
 from exporter.serving.selfmetrics import SelfMetrics
 from exporter.sources.sqlite import SqliteSource
@@ -225,7 +225,7 @@ class TestCursorCounters:
         }
         h2 = Harness(tmp_path, changed, AMOUNT)
         assert h2.poll("events_total") and h2.poll("amount_total")
-        assert h2.store.load("amount_total").series[("a",)].value == 20.0  # type: ignore[union-attr]
+        assert h2.store.load(state_key("amount_total", "app")).series[("a",)].value == 20.0  # type: ignore[union-attr]
         assert h2.values()[("events_total", (("kind", "a"),))] == 10  # re-counted from earliest
 
     def test_unordered_rows_fail_the_kpi(self, tmp_path: Path) -> None:

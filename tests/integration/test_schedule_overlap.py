@@ -32,7 +32,7 @@ class TestSchedule:
 
         schedule = Schedule()
         executor = schedule.executor("app", workers=4)
-        schedule.add(kpi(name="slow", interval="100ms"), slow, executor)
+        schedule.add("slow", kpi(name="slow", interval="100ms"), slow, executor)
         schedule.start()
         try:
             wait_until(lambda: runs >= 3, 20, 0.05, what="3 runs of the slow poll")

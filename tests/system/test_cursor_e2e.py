@@ -228,7 +228,9 @@ def wait_for(exporter: Any, predicate: Callable[[Samples], bool], timeout: float
 
 
 def processed(samples: Samples, kpi: str) -> float:
-    return samples.get(("kpi_exporter_rows_processed_total", (("kpi", kpi),)), 0.0)
+    return samples.get(
+        ("kpi_exporter_rows_processed_total", (("database", "app"), ("kpi", kpi))), 0.0
+    )
 
 
 def caught_up(total: int) -> Callable[[Samples], bool]:
@@ -280,7 +282,9 @@ class TestExactlyOnce:
             for f in text_string_to_metric_families(exporter.metrics())
             for s in f.samples
         }
-        lag = full[("kpi_exporter_cursor_lag_seconds", (("kpi", "event_seconds"),))]
+        lag = full[
+            ("kpi_exporter_cursor_lag_seconds", (("database", "app"), ("kpi", "event_seconds")))
+        ]
         assert 2 <= lag < 600  # the timestamp cursor trails now by at least `settle`
 
     def test_restart_and_sigkill_during_catch_up(

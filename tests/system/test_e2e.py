@@ -172,7 +172,7 @@ class TestSqliteEndToEnd:
             "bad_sql": "sql",
         }
         for kpi, reason in expected_reason.items():
-            assert samples[("kpi_exporter_kpi_up", (("kpi", kpi),))] == 0, kpi
+            assert samples[("kpi_exporter_kpi_up", (("database", "app"), ("kpi", kpi)))] == 0, kpi
             key = (
                 "kpi_exporter_query_errors_total",
                 (("database", "app"), ("kpi", kpi), ("reason", reason)),
@@ -180,7 +180,7 @@ class TestSqliteEndToEnd:
             assert samples[key] >= 1, kpi
             assert not any(k[0] == kpi for k in samples), kpi  # nothing half-published
         # NULL values: the row is skipped, the KPI succeeds, the skip is counted and logged
-        assert samples[("kpi_exporter_kpi_up", (("kpi", "null_values"),))] == 1
+        assert samples[("kpi_exporter_kpi_up", (("database", "app"), ("kpi", "null_values")))] == 1
         assert ("null_values", (("service", "shop"), ("status", "paid"))) not in samples
         assert ("null_values", (("service", "shop"), ("status", "open"))) in samples
         key = (

@@ -144,7 +144,7 @@ def test_every_kind_equals_sql_once_check_and_reload(
     dsn, name, spec = shop
     exporter = run_exporter(["-c", str(spec)])
     exporter.wait_ready()
-    failed = ("kpi_exporter_kpi_up", (("kpi", "bad_sql"),))
+    failed = ("kpi_exporter_kpi_up", (("database", "maria"), ("kpi", "bad_sql")))
     samples = wait_until(
         lambda: (s := parse(exporter.metrics())) and ("largest_id", ()) in s and failed in s and s,
         30,
@@ -159,13 +159,15 @@ def test_every_kind_equals_sql_once_check_and_reload(
     # self-metrics: the database is up, failures are counted by reason, each fails alone
     assert samples[("kpi_exporter_database_up", (("database", "maria"),))] == 1
     for failing, reason in (("missing_label", "result"), ("bad_sql", "sql")):
-        assert samples[("kpi_exporter_kpi_up", (("kpi", failing),))] == 0
+        assert samples[("kpi_exporter_kpi_up", (("database", "maria"), ("kpi", failing)))] == 0
         key = (
             "kpi_exporter_query_errors_total",
             (("database", "maria"), ("kpi", failing), ("reason", reason)),
         )
         assert samples[key] >= 1, failing
-    assert samples[("kpi_exporter_kpi_up", (("kpi", "orders_by_status"),))] == 1
+    assert (
+        samples[("kpi_exporter_kpi_up", (("database", "maria"), ("kpi", "orders_by_status")))] == 1
+    )
     duration = (
         "kpi_exporter_query_duration_seconds_count",
         (("database", "maria"), ("kpi", "orders_by_status")),
@@ -186,7 +188,7 @@ def test_every_kind_equals_sql_once_check_and_reload(
         retry_on=RETRY,
     )
     assert reloaded[("order_count", ())] == 500
-    assert ("kpi_exporter_kpi_up", (("kpi", "bad_sql"),)) not in reloaded
+    assert ("kpi_exporter_kpi_up", (("database", "maria"), ("kpi", "bad_sql"))) not in reloaded
     # once: the same values, exit 1 when a KPI fails
     command = [sys.executable, "-m", "exporter.cli", "once", "-c", str(spec)]
     good = subprocess.run(

@@ -136,7 +136,7 @@ MONOTONIC = [
     'kpi_exporter_query_duration_seconds_count{database="stable",kpi="stable_gauge"}',
     'kpi_exporter_query_duration_seconds_count{database="stable",kpi="order_rows_total"}',
     'kpi_exporter_scrapes_total{format="text"}',
-    'kpi_exporter_rows_processed_total{kpi="order_rows_total"}',
+    'kpi_exporter_rows_processed_total{database="stable",kpi="order_rows_total"}',
 ]
 
 

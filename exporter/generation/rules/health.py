@@ -19,11 +19,18 @@ from exporter.spec.model import Kpi, Spec
 
 def _by_confirm(spec: Spec) -> list[tuple[tuple[float, str], list[Kpi]]]:
     """KPIs by (wait before failing, database): each rule names its database as a label, so
-    Alertmanager can silence a database's failing KPIs while that database is down."""
+    Alertmanager can silence a database's failing KPIs while that database is down. KPIs on
+    several databases share a group with database "": their series carry the label already
+    (the self-metrics are labelled by database), so their alerts fire per database."""
     groups: dict[tuple[float, str], list[Kpi]] = {}
     for kpi in spec.kpis:
-        groups.setdefault((poll_confirm_for(spec, kpi), kpi.database), []).append(kpi)
+        database = "" if kpi.spans_databases else spec.databases_of(kpi)[0]
+        groups.setdefault((poll_confirm_for(spec, kpi), database), []).append(kpi)
     return sorted(groups.items())
+
+
+def _database_label(database: str) -> dict[str, str]:
+    return {"database": database} if database else {}
 
 
 def _kpi_series(name: str, spec: Spec, kpis: Sequence[Kpi], split: bool) -> str:
@@ -77,7 +84,7 @@ def health_rules(spec: Spec) -> list[AlertRule]:
                 {
                     "severity": "warning",
                     "poll_interval": duration(min(k.period for k in kpis)),
-                    "database": database,
+                    **_database_label(database),
                 },
                 "A KPI query keeps failing.",
                 f"KPI {{{{ $labels.kpi }}}} on {where} has failed its polls for "
@@ -98,7 +105,7 @@ def health_rules(spec: Spec) -> list[AlertRule]:
                 {
                     "severity": "warning",
                     "poll_interval": duration(max(k.period for k in kpis)),
-                    "database": database,
+                    **_database_label(database),
                 },
                 "A KPI's data is stale.",
                 f"KPI {{{{ $labels.kpi }}}} on {where} last succeeded "
