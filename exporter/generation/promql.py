@@ -70,10 +70,17 @@ def series(name: str, spec: Spec, matchers: Mapping[str, str] | None = None) -> 
     return name + selector(spec, matchers)
 
 
-def aggregate(op: str, expr: str, by: Iterable[str] | None = None, without: bool = False) -> str:
-    """`op by (a, b) (expr)`, `op without (instance) (expr)` or `op(expr)` for an empty by."""
+def aggregate(
+    op: str,
+    expr: str,
+    by: Iterable[str] | None = None,
+    without: bool = False,
+    also_without: Sequence[str] = (),
+) -> str:
+    """`op by (a, b) (expr)`, `op without (instance) (expr)` or `op(expr)` for an empty by;
+    `also_without` adds labels to the without list (a KPI's database labels)."""
     if without:
-        return f"{op} without (instance) ({expr})"
+        return f"{op} without ({', '.join(('instance', *also_without))}) ({expr})"
     labels = list(by or [])
     if not labels:
         return f"{op}({expr})"
@@ -127,7 +134,8 @@ def counters_sum(exprs: Sequence[str]) -> str:
 
 def kpi_value(spec: Spec, item: Kpi | Ratio, matchers: str, window: str) -> str:
     """The PromQL for the one value of a KPI or ratio, the value its target judges: a gauge's
-    max, a counter's summed rate, a histogram's TARGET_QUANTILE, a ratio's good / total rates.
+    max (on several databases: the sum of each one's max), a counter's summed rate, a
+    histogram's TARGET_QUANTILE, a ratio's good / total rates.
 
     `matchers` is the selector's `{...}` text and `window` the rate window, as the caller
     (dashboards: Grafana variables; report: the rules' selector) needs them."""
@@ -138,6 +146,8 @@ def kpi_value(spec: Spec, item: Kpi | Ratio, matchers: str, window: str) -> str:
     if isinstance(item, Ratio):
         return f"{counters_sum([rate(item.good)])} / {counters_sum(list(map(rate, item.total)))}"
     metric = spec.metric_name(item)
+    if item.type == "gauge" and item.spans_databases:  # each database's state, summed
+        return f"sum(max by ({spec.exporter.database_label}) ({metric}{matchers}))"
     if item.type == "gauge":
         return f"max({metric}{matchers})"
     if item.type == "counter":

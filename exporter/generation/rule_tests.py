@@ -135,7 +135,15 @@ def base_labels(spec: Spec) -> Labels:
 
 
 def kpi_labels(spec: Spec, kpi: Kpi, matchers: Mapping[str, str] | None = None) -> Labels:
-    labels = {**base_labels(spec), **{name: "a" for name in kpi.labels}}
+    """A KPI series as scraped: base labels, its first database's (and, on several databases,
+    the database label), "a" for each of its own."""
+    databases = spec.databases_of(kpi)
+    constant = spec.series_labels(kpi, databases[0]) if databases else {}
+    labels = {
+        **base_labels(spec),
+        **{k: v for k, v in constant.items() if k not in spec.exporter.labels},
+        **{name: "a" for name in kpi.labels},
+    }
     return {**labels, **(matchers or {})}
 
 
@@ -409,6 +417,8 @@ def health_tests(spec: Spec) -> tuple[float, list[TestCase]]:
         if metric in (SelfMetric.KPI_UP, SelfMetric.LAST_SUCCESS):
             names = kpi_names.group(1).split("|") if kpi_names else [spec.kpis[0].name]
             labels["kpi"] = names[0]
+            if rule.label("database") is None:  # KPIs on several databases: per database
+                labels["database"] = spec.databases_of(spec.kpi(names[0]))[0]
         broken, fine = TestCase(), TestCase()
         if rule.alert == "KpiExporterKpiStale":
             limit = float(rule.expr.rsplit(" > ", 1)[1])

@@ -14,6 +14,19 @@ def source_labels(spec: Spec, kpi: Kpi) -> list[str]:
     return ["job", "instance", *sorted(constant), *kpi.labels]
 
 
+def database_labels(spec: Spec, kpi: Kpi) -> list[str]:
+    """The labels that tell a KPI's databases apart (the database label and the labels its
+    databases set), which rules aggregate away for the KPI's value over all of them; none for a
+    KPI on one database."""
+    if not kpi.spans_databases:
+        return []
+    names = {spec.exporter.database_label}
+    for database in spec.databases_of(kpi):
+        entry = spec.databases.get(database)
+        names |= set(entry.labels) if entry else set()
+    return sorted(names)
+
+
 def ratio_kpis(spec: Spec, ratio: Ratio) -> list[Kpi]:
     """The counter KPIs a ratio reads (good first), by their exposed names."""
     by_name = {spec.metric_name(k): k for k in spec.kpis}

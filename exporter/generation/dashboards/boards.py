@@ -96,7 +96,8 @@ def boards(spec: Spec) -> tuple[Board, ...]:
             )
         )
     result.append(health_board())
-    return tuple(dataclasses.replace(b, rows=shown_once(b.rows)) for b in result)
+    spans = any(kpi.spans_databases for kpi in spec.kpis)  # a $database variable on each
+    return tuple(dataclasses.replace(b, rows=shown_once(b.rows), databases=spans) for b in result)
 
 
 def _board(spec: Spec, dashboard: Dashboard, taken: set[str]) -> Board:

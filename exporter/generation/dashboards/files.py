@@ -79,6 +79,11 @@ def readme(rendered: Sequence[JSON]) -> str:
         "  their rule keeps; one that aggregates `job` away cannot follow the `job` variable.",
         "",
     ]
+    if any(v["name"] == "database" for d in rendered for v in d["templating"]["list"]):
+        lines[-1:-1] = [
+            "- Some KPIs span databases: a `database` variable (the databases the exporter's",
+            "  self-metrics name) filters their panels; a gauge shows the sum over databases.",
+        ]
     for dashboard in rendered:
         lines += [
             f"## {dashboard['title']}",

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from exporter.generation.dashboards.model import GRID_WIDTH, QUANTILES, TARGET_WIDTH, Panel, Target
 from exporter.generation.dashboards.queries import (
     by_clause,
+    database_matcher,
     increase_over_range,
     legend_of,
     quantile,
@@ -75,8 +76,13 @@ def kpi_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
 def _gauge_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
     """Latest value (stat with sparkline unless overridden) and the trend by label."""
     metric = spec.metric_name(kpi)
-    # a gauge is a state read from the database: replicas report the same value, so max
-    expr = f"max{by_clause(kpi.labels)}({selector(metric)})"
+    database = database_matcher(spec, kpi)
+    # a gauge is a state read from the database: replicas report the same value, so max;
+    # on several databases each one's max, summed (the business value)
+    expr = f"max{by_clause(kpi.labels)}({selector(metric, database=database)})"
+    if database is not None:
+        each = f"max{by_clause([*kpi.labels, database])}({selector(metric, database=database)})"
+        expr = f"sum{by_clause(kpi.labels)}({each})"
     legend = legend_of(kpi.labels, display_title(kpi.name))
     unit = kpi_unit(kpi)
     bounds = bounds_for(kpi.alerts, kpi.target, "value")
@@ -124,6 +130,7 @@ def _counter_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
     """Increase over the dashboard's range (stat or bars) and the per-second rate by label.
     Long only by its Panel literals, one per panel shown."""
     metric = spec.metric_name(kpi)
+    database = database_matcher(spec, kpi)
     labels = kpi.labels
     unit = kpi_unit(kpi)
     per_second = rate_unit(kpi)
@@ -134,10 +141,11 @@ def _counter_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
     panels: list[Panel] = []
     if headline is not None:
         # one number per series over the whole range: an instant query, not a range of them
-        total = f"sum({increase_over_range(selector(metric))})"
+        selected = selector(metric, database=database)
+        total = f"sum({increase_over_range(selected)})"
         targets = [Target(total, "total", instant=True)]
         if labels and headline in ("bargauge", "table"):
-            by_labels = f"sum{by_clause(labels)}({increase_over_range(selector(metric))})"
+            by_labels = f"sum{by_clause(labels)}({increase_over_range(selected)})"
             targets.append(Target(by_labels, legend_of(labels, title), instant=True))
         panels.append(
             Panel(
@@ -160,7 +168,7 @@ def _counter_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
     target = target_panel(kpi, value(spec, kpi), per_second, (None, None), panels)
     for matchers, alerts in views.items():
         bounds = bounds_for(alerts, None if matchers else kpi.target, "rate")
-        narrowed = rate(selector(metric, matchers))
+        narrowed = rate(selector(metric, matchers, database=database))
         targets = [Target(f"sum({narrowed})", "total")]
         if constant:
             targets.append(Target(f"sum{by_clause(constant)}({narrowed})", legend_of(constant, "")))
@@ -194,7 +202,7 @@ def _histogram_panels(spec: Spec, kpi: Kpi) -> tuple[Panel, ...]:
     """p50/p95/p99 over all series, a heatmap of the buckets, and p95 by label.
     Long only by its Panel literals, one per panel shown."""
     metric = spec.metric_name(kpi)
-    bucket = selector(f"{metric}_bucket")
+    bucket = selector(f"{metric}_bucket", database=database_matcher(spec, kpi))
     labels = kpi.labels
     unit = kpi_unit(kpi)
     title = display_title(kpi.name)

@@ -73,3 +73,4 @@ class Board:
     description: str
     rows: tuple[Row, ...]
     time_from: str = "now-24h"
+    databases: bool = False  # a $database variable: some KPI of the spec spans databases

@@ -15,13 +15,23 @@ def selector(
     matchers: Iterable[tuple[str, str]] = (),
     instance: bool = True,
     job: bool = True,
+    database: str | None = None,
 ) -> str:
-    """A vector selector with the dashboard's $job/$instance matchers and exact-match extras."""
+    """A vector selector with the dashboard's $job/$instance matchers and exact-match extras;
+    `database` names the label the $database variable selects (KPIs on several databases)."""
     parts = ['job=~"$job"'] if job else []
     if instance:
         parts.append('instance=~"$instance"')
+    if database is not None:
+        parts.append(f'{database}=~"$database"')
     parts.extend(f"{name}={quote(value)}" for name, value in sorted(matchers))
     return f"{metric}{{{', '.join(parts)}}}" if parts else metric
+
+
+def database_matcher(spec: Spec, kpi: Kpi) -> str | None:
+    """The label a KPI's panels filter by $database: its database label when it spans
+    databases, else none."""
+    return spec.exporter.database_label if kpi.spans_databases else None
 
 
 def by_clause(labels: Sequence[str]) -> str:

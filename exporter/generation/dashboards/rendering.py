@@ -18,6 +18,9 @@ from exporter.generation.dashboards.model import (
     Panel,
 )
 
+# the databases the self-metrics name (KPI series may call the label otherwise)
+DATABASE_VALUES = f'label_values({M.KPI_UP}{{job=~"$job"}}, database)'
+
 
 def _panel_id(key: str, taken: set[int]) -> int:
     """A stable id from the panel's key, so links to a panel survive edits elsewhere."""
@@ -89,7 +92,7 @@ def render_board(board: Board) -> JSON:
         "refresh": "30s",
         "schemaVersion": SCHEMA_VERSION,
         "tags": [TAG],
-        "templating": {"list": _variables()},
+        "templating": {"list": _variables(board.databases)},
         "time": {"from": board.time_from, "to": "now"},
         "timepicker": {},
         "timezone": "browser",
@@ -100,7 +103,10 @@ def render_board(board: Board) -> JSON:
     }
 
 
-def _variables() -> list[JSON]:
+def _variables(databases: bool) -> list[JSON]:
+    """Data source, job and instance; and database when some KPI spans databases (its values
+    from the self-metrics, which name every polled database)."""
+
     def query_variable(name: str, query: str) -> JSON:
         return {
             "allValue": ".+",
@@ -137,7 +143,7 @@ def _variables() -> list[JSON]:
         },
         query_variable("job", f"label_values({M.BUILD}, job)"),
         query_variable("instance", f'label_values({M.BUILD}{{job=~"$job"}}, instance)'),
-    ]
+    ] + ([query_variable("database", DATABASE_VALUES)] if databases else [])
 
 
 def _render_panel(panel: Panel, layout: Grid) -> JSON:

@@ -6,7 +6,7 @@ from exporter.conventions import threshold_alert_name, words
 from exporter.generation import promql
 from exporter.generation.promql import aggregate, duration, series
 from exporter.generation.rules.model import AlertRule, alert_rule, capital, label_list, number
-from exporter.spec.labels import source_labels
+from exporter.spec.labels import database_labels, source_labels
 from exporter.spec.model import Kpi, Spec, Threshold
 
 
@@ -15,14 +15,16 @@ def threshold_labels(spec: Spec, kpi: Kpi, threshold: Threshold) -> list[str]:
     source = source_labels(spec, kpi)
     if threshold.by is not None:
         return promql.with_job(threshold.by)
-    if threshold.aggregate is not None or spec.exporter.replicas is not None:
-        return [name for name in source if name != "instance"]
+    spanned = database_labels(spec, kpi)
+    if threshold.aggregate is not None or spec.exporter.replicas is not None or spanned:
+        return [name for name in source if name != "instance" and name not in spanned]
     return source
 
 
 def threshold_value(spec: Spec, kpi: Kpi, threshold: Threshold) -> str:
     """The PromQL a KPI threshold compares: raw, rate or whole increase, one value per HA pair,
-    then aggregated keeping `job`.
+    then aggregated keeping `job`. A KPI on several databases is judged by its business value:
+    summed over its databases (or by `aggregate`) unless `by` keeps the database label.
 
     An increase is floored: `increase()` extrapolates to the window's edges (3 events read as
     3.16 when the samples span 285 s of 5m), and a count alert compares whole events."""
@@ -37,9 +39,12 @@ def threshold_value(spec: Spec, kpi: Kpi, threshold: Threshold) -> str:
     op = threshold.aggregate
     if op is None and threshold.by is not None:
         op = "sum" if kpi.type == "counter" else "max"
+    spanned = database_labels(spec, kpi)
+    if op is None and spanned:
+        op = "sum"
     if op is not None:
         by = None if threshold.by is None else promql.with_job(threshold.by)
-        expr = aggregate(op, expr, by=by, without=by is None)
+        expr = aggregate(op, expr, by=by, without=by is None, also_without=spanned)
     return expr
 
 

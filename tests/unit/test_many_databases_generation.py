@@ -1,0 +1,79 @@
+"""Rules and dashboards of KPIs on several databases: failing and stale alerts per database,
+thresholds over the value summed across databases, a $database variable on the dashboards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from support.dashboards import demo_spec
+from support.many_databases import many_databases
+
+from exporter.generation.dashboards.boards import boards
+from exporter.generation.dashboards.rendering import render_board
+from exporter.generation.rules.health import health_rules
+from exporter.generation.rules.thresholds import threshold_alert
+from exporter.spec.loading import load_spec
+
+
+def test_thresholds_judge_the_sum_over_databases(tmp_path: Path) -> None:
+    _, spec = many_databases(tmp_path)
+    gauge, counter = spec.kpi("open_orders"), spec.kpi("signups_total")
+    assert threshold_alert(spec, gauge, gauge.alerts[0]).expr == (
+        'sum without (instance, database, region) (open_orders{job="kpi-exporter"}) > 100'
+    )
+    assert threshold_alert(spec, counter, counter.alerts[0]).expr == (
+        'sum without (instance, database) (rate(signups_total{job="kpi-exporter"}[5m])) < 0.5'
+    )
+
+
+def test_a_threshold_by_the_database_label_stays_per_database(tmp_path: Path) -> None:
+    path, _ = many_databases(tmp_path)
+    path.write_text(
+        path.read_text().replace(
+            "alerts: [{severity: warning, above: 100, for: 5m}]",
+            "alerts: [{severity: warning, above: 100, for: 5m, by: [database]}]",
+        )
+    )
+    spec = load_spec([path], env={}).spec
+    gauge = spec.kpi("open_orders")
+    assert threshold_alert(spec, gauge, gauge.alerts[0]).expr == (
+        'max by (job, database) (open_orders{job="kpi-exporter"}) > 100'
+    )
+
+
+def test_failing_and_stale_alerts_per_database(tmp_path: Path) -> None:
+    _, spec = many_databases(tmp_path)
+    failing = [r for r in health_rules(spec) if r.alert == "KpiExporterKpiFailing"]
+    by_database = {r.label("database"): r.expr for r in failing}
+    # the spanning KPIs' rule sets no database: each alert keeps its series' own
+    assert by_database == {
+        None: 'kpi_exporter_kpi_up{job="kpi-exporter", kpi=~"open_orders|signups_total"} == 0',
+        "app": 'kpi_exporter_kpi_up{job="kpi-exporter", kpi=~"queue_depth"} == 0',
+    }
+
+
+def test_database_variable_and_panel_selectors(tmp_path: Path) -> None:
+    _, spec = many_databases(tmp_path)
+    rendered = [render_board(board) for board in boards(spec)]
+    for board in rendered:
+        variables = [v["name"] for v in board["templating"]["list"]]
+        assert variables == ["datasource", "job", "instance", "database"], board["title"]
+    exprs = [
+        target["expr"]
+        for board in rendered
+        for panel in board["panels"]
+        for target in panel.get("targets", [])
+    ]
+    gauge = [e for e in exprs if "open_orders{" in e]
+    assert (
+        'sum(max by (database) (open_orders{job=~"$job", instance=~"$instance", '
+        'database=~"$database"}))' in gauge
+    )
+    assert all('database=~"$database"' in e for e in exprs if "signups_total{" in e)
+    assert all("$database" not in e for e in exprs if "queue_depth{" in e)
+
+
+def test_no_database_variable_without_a_kpi_on_several() -> None:
+    for board in boards(demo_spec()):
+        names = [v["name"] for v in render_board(board)["templating"]["list"]]
+        assert "database" not in names
