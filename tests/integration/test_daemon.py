@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from exporter.collection.polls import KpiPoll
 from exporter.runtime.daemon import Daemon
 from exporter.sources.base import Rows, Source
@@ -43,6 +45,67 @@ class TestReload:
             assert b"orders{" not in body  # the old series are withdrawn at once
             assert daemon.poll_all_once()
             assert b'shop_orders{service="b"} 3.0' in daemon.publication.body(False, False)
+        finally:
+            daemon.stop(grace=0)
+
+
+MOVING = """\
+databases:
+{databases}
+kpis:
+  - {{name: moving, type: gauge, database: {database}, interval: 1m, query: SELECT 1 AS value}}
+{more}
+"""
+REMOVED = "  - {name: removed, type: gauge, database: old, interval: 1m, query: SELECT 2 AS value}"
+
+
+def scraped_own_samples(daemon: Daemon) -> list[tuple[str, dict[str, str]]]:
+    """The exporter's own samples (name, labels) in a /metrics scrape (text format)."""
+    body = daemon.metrics_body(openmetrics=False, gzip=False).decode()
+    return [
+        (sample.name, sample.labels)
+        for family in text_string_to_metric_families(body)
+        if family.name.startswith("kpi_exporter_")
+        for sample in family.samples
+    ]
+
+
+class TestReloadSelfMetrics:
+    def test_a_moved_or_removed_kpi_and_a_removed_database_leave_no_series(
+        self, tmp_path: Path
+    ) -> None:
+        dsns = {}
+        for name in ("old", "new"):
+            sqlite3.connect(tmp_path / f"{name}.db").close()
+            dsns[name] = f'  {name}: {{dsn: "sqlite:///{tmp_path / name}.db"}}'
+        spec = tmp_path / "spec.yaml"
+        both = "\n".join(dsns.values())
+        spec.write_text(MOVING.format(databases=both, database="old", more=REMOVED))
+        daemon = Daemon(load_spec([spec]), [spec])
+        try:
+            assert daemon.poll_all_once()
+            before = scraped_own_samples(daemon)
+            assert any(labels.get("kpi") == "removed" for _, labels in before)
+            assert any(
+                labels == {"kpi": "moving", "database": "old", "reason": "sql"}
+                for _, labels in before
+            )
+            assert ("kpi_exporter_database_up", {"database": "old"}) in before
+
+            spec.write_text(MOVING.format(databases=dsns["new"], database="new", more=""))
+            assert daemon.reload() == (True, [])
+            daemon.metrics.invalidate()  # as cli/serve.py's reload does: no reused render
+            assert daemon.poll_all_once()
+            after = scraped_own_samples(daemon)
+            assert [s for s in after if s[1].get("database") == "old"] == []
+            assert [s for s in after if s[1].get("kpi") == "removed"] == []
+            moving = {name for name, labels in after if labels.get("kpi") == "moving"}
+            assert {"kpi_exporter_kpi_up", "kpi_exporter_query_errors_total"} <= moving
+            assert any(
+                labels == {"kpi": "moving", "database": "new", "reason": "sql"}
+                for _, labels in after
+            )
+            assert ("kpi_exporter_database_up", {"database": "new"}) in after
         finally:
             daemon.stop(grace=0)
 
