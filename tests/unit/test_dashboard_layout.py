@@ -14,6 +14,8 @@ import pytest
 from support.dashboards import SMALL, panels_of, small_spec, spec_named
 
 from exporter.generation.dashboards.boards import boards
+from exporter.generation.dashboards.kpis import display_title
+from exporter.generation.dashboards.records import rate_period
 from exporter.generation.dashboards.red import find_red
 from exporter.generation.dashboards.rendering import render_board
 from exporter.generation.rules.build import build_rules
@@ -259,11 +261,86 @@ def test_rates_use_rate_units_and_durations_seconds(generated: tuple[Spec, list[
             exprs = [t["expr"] for t in panel["targets"]]
             if panel["type"] != "heatmap" and all(_is_rate(e) for e in exprs):
                 rates += 1
-                assert unit in RATE_UNITS or re.fullmatch(r"suffix: \S+/s", unit), panel["title"]
+                assert unit in RATE_UNITS or re.fullmatch(r"(suffix|count):\w*/s", unit), panel[
+                    "title"
+                ]
             quantiles = [re.search(r"rate\((\w+)_bucket", e) for e in exprs]
             if all(quantiles) and {q.group(1) for q in quantiles if q} <= seconds:
                 assert unit == "s", panel["title"]
     assert rates
+
+
+# every record of the demo and kitchen-sink specs, and the unit its panel must have
+RECORD_UNITS = {
+    "job:token_spend:rate1h": "count:/h",  # sum(rate(…)) * 3600: tokens per hour
+    "job:token_cost_usd:rate1h": "suffix:USD/h",  # … * 3600 * 0.000002: USD per hour
+    "job:transaction_value_usd:avg_rate5m": "currencyUSD",  # a rate over a rate: USD
+    "job_queue_name:queue_job_duration_seconds:avg_rate5m": "s",
+    "job_queue_name:queue_job_duration_seconds:p95_rate5m": "s",
+    "job_route:http_request_duration_seconds:p95_rate5m": "s",
+    "job:active_users:max_over_time1d": "short",
+    "job:up:avg_percent": "percent",
+    "job:shop_orders:rate5m": "cps",  # a per-second rate of a unitless counter
+    "step:shop_checkout_seconds:p99_rate5m": "s",
+    "job:shop_refunds_usd:sum_rate1h": "suffix:USD/h",
+    "instance:shop_queue_depth:max": "short",
+    "job:shop_refund_share:ratio_percent": "percent",
+}
+
+
+@pytest.mark.parametrize("which", ["demo", "kitchen-sink"])
+def test_recorded_rates_use_rate_units(which: str, tmp_path: Path) -> None:
+    spec = spec_named(which, tmp_path)
+    found = {
+        p["targets"][0]["expr"].split("{")[0]: p["fieldConfig"]["defaults"]["unit"]
+        for b in boards(spec)
+        for p in panels_of(render_board(b))
+        if len(p["targets"]) == 1 and p["targets"][0]["expr"].split("{")[0] in RECORD_UNITS
+    }
+    assert found == {r.record: RECORD_UNITS[r.record] for r in spec.records}
+
+
+@pytest.mark.parametrize(
+    ("expr", "period"),
+    [
+        ("sum(rate(x_total[5m]))", "s"),
+        ('sum(rate(x_total{path="/a/b"}[5m])) # per second / not per hour', "s"),
+        ("sum by (job) (irate(x_total[1m])) * 60", "min"),
+        ("sum(rate(x_total[1h])) * 3600 * 0.002", "h"),
+        ("rate(x_total[1d]) * 86400", "d"),
+        ("sum(rate(x_total[5m])) / sum(rate(y_total[5m]))", None),  # a ratio of rates
+        ("sum(increase(x_total[1h]))", None),
+        ("histogram_quantile(0.9, sum by (le) (rate(x_bucket[5m])))", None),
+        ("rate(x_total[5m]) * 3600 * 60", None),  # per what, cannot tell
+        ("max(x)", None),
+    ],
+)
+def test_record_rate_period(expr: str, period: str | None) -> None:
+    assert rate_period(expr) == period
+
+
+@pytest.mark.parametrize(
+    ("kpi", "unit"),
+    [
+        ("http_requests_total", "reqps"),  # a request counter by name
+        ("errors_total", "cps"),
+        ("revenue_usd_total", "suffix:USD/s"),
+        ("logins_total", "count:logins/s"),  # kitchen sink: unit logins
+        ("refunds_total", "suffix:USD/s"),
+        ("bytes_sent_total", "Bps"),  # small spec: unit bytes
+    ],
+)
+def test_counter_rate_units(kpi: str, unit: str, tmp_path: Path) -> None:
+    for which in SPECS:
+        spec = spec_named(which, tmp_path)
+        if kpi in {k.name for k in spec.kpis}:
+            title = f"{display_title(kpi)} per second"
+            (panel,) = [
+                p for b in boards(spec) for p in panels_of(render_board(b)) if p["title"] == title
+            ]
+            assert panel["fieldConfig"]["defaults"]["unit"] == unit
+            return
+    raise AssertionError(f"no spec has {kpi}")
 
 
 def test_no_empty_half_rows(generated: tuple[Spec, list[Json]]) -> None:

@@ -184,7 +184,7 @@ class TestPanelsByType:
                 "Generation",
                 "job:token_spend:rate1h",
                 "Token spend (rate1h)",
-                "short",
+                "count:/h",  # a rate times 3600: per hour
                 "{{model}} {{type}}",
             ),
             (
@@ -192,7 +192,7 @@ class TestPanelsByType:
                 "Generation",
                 "job:token_cost_usd:rate1h",
                 "Token cost USD (rate1h)",
-                "currencyUSD",
+                "suffix:USD/h",
                 "{{model}} {{type}}",
             ),
             (
@@ -308,7 +308,7 @@ class TestPanelsByType:
             "timeseries",
             'job:shop_orders:rate5m{job=~"$job"}',
             "{{status}}",
-            "short",
+            "cps",
         )
         # by (le, step) under histogram_quantile: only step stays, job is aggregated away
         assert shown("Shop checkout (p99_rate5m) by step") == (
@@ -322,7 +322,7 @@ class TestPanelsByType:
             "timeseries",
             'job:shop_refunds_usd:sum_rate1h{job=~"$job"}',
             "{{job}}",
-            "currencyUSD",
+            "suffix:USD/h",
         )
         # a record that keeps instance follows the instance variable too
         assert shown("Shop queue depth (max) by instance") == (
@@ -670,8 +670,8 @@ class TestLinterRules:
                 assert panel["title"].strip() and panel["description"].strip(), where
                 assert panel["datasource"]["uid"] == "${datasource}", where
                 unit = panel["fieldConfig"]["defaults"]["unit"]
-                # Grafana's custom units: "suffix: USD/s"
-                assert unit in units or re.fullmatch(r"suffix: \S+/s", unit), where
+                # Grafana's custom units: "suffix:USD/h", "count:tokens/s"
+                assert unit in units or re.fullmatch(r"(suffix|count):\w*/(s|min|h|d)", unit), where
                 refs = [t["refId"] for t in panel["targets"]]
                 assert refs and len(refs) == len(set(refs)), where
                 for target in panel["targets"]:

@@ -9,7 +9,7 @@ from exporter.generation.dashboards.kpis import display_title, help_or
 from exporter.generation.dashboards.model import Panel, Target
 from exporter.generation.dashboards.parsing import groupings_of, metric_names_of, without_literals
 from exporter.generation.dashboards.queries import legend_of, selector
-from exporter.generation.dashboards.thresholds import UNIT_ALIASES
+from exporter.generation.dashboards.thresholds import UNIT_ALIASES, per_period
 from exporter.spec.labels import ratio_labels, source_labels
 from exporter.spec.model import FreeRecord, Spec
 
@@ -98,6 +98,33 @@ def record_unit(name: str) -> str:
     return UNIT_ALIASES.get(metric.rsplit("_", 1)[-1].lower(), "short")
 
 
+# a rate scaled by one of these constants is per minute, hour or day
+_SCALES = {60.0: "min", 3600.0: "h", 86400.0: "d"}
+
+
+def rate_period(expr: str) -> str | None:
+    """The period a record's rate is per (s, min, h or d), when its expression is a rate of
+    counters: rate() or irate(), aggregated or scaled by constants, with no division and no
+    quantile; `* 3600` makes it per hour. None for anything else."""
+    text = without_literals(expr)
+    if "/" in text or re.search(r"(?<![\w:])histogram_quantile\s*\(", text):
+        return None
+    if not re.search(r"(?<![\w:])i?rate\s*\(", text):
+        return None
+    scales = [float(n) for n in re.findall(r"\*\s*(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)", text)]
+    periods = [_SCALES[n] for n in scales if n in _SCALES]
+    if len(periods) > 1:
+        return None
+    return periods[0] if periods else "s"
+
+
+def record_panel_unit(record: FreeRecord) -> str:
+    """The unit of a record's panel: its name's, per the period when it is a rate."""
+    unit = record_unit(record.record)
+    period = rate_period(record.expr)
+    return unit if period is None else per_period(unit, period)
+
+
 def record_title(name: str) -> str:
     """`job_queue_name:queue_job_duration_seconds:p95_rate5m` -> `Queue job duration
     (p95_rate5m) by queue_name`; the level's `job` goes unsaid."""
@@ -133,7 +160,7 @@ def record_panels(spec: Spec, record: FreeRecord) -> tuple[Panel, ...]:
             title=record_title(record.record),
             description=description,
             targets=(Target(expr, legend),),
-            unit=record_unit(record.record),
+            unit=record_panel_unit(record),
             width=12,
         ),
     )

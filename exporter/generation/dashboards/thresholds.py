@@ -54,8 +54,19 @@ def grafana_unit(unit: str) -> str:
 
 # a unit the KPI's name ends with, when the spec gives none (Prometheus' naming rules)
 _NAME_UNITS = {"seconds": "s", "bytes": "bytes", "ratio": "percentunit"}
-# per-second forms of Grafana units; "short" and unknown words read as counts per second
-_RATE_UNITS = {"bytes": "Bps", "decbytes": "Bps", "bits": "bps", "decbits": "bps"}
+# Grafana's built-in units of a thing counted per second or per minute ("requests" here
+# stands for a request counter)
+_PER = {
+    "s": {
+        "short": "cps",
+        "requests": "reqps",
+        "bytes": "Bps",
+        "decbytes": "Bps",
+        "bits": "bps",
+        "decbits": "bps",
+    },
+    "min": {"short": "cpm", "requests": "reqpm"},
+}
 PER_SECOND = frozenset(
     ["cps", "ops", "reqps", "rps", "wps", "iops", "Bps", "bps", "rowsps", "recps"]
 )
@@ -68,21 +79,32 @@ def kpi_unit(kpi: Kpi) -> str:
     return _NAME_UNITS.get(kpi.name.removesuffix("_total").rsplit("_", 1)[-1], "short")
 
 
+def per_period(unit: str, period: str, word: str = "") -> str:
+    """Grafana's unit for `unit` per `period` (s, min, h, d): a built-in id where Grafana has
+    one (cps, reqps, Bps, cpm), else Grafana's custom units: counts of a word scaled
+    (`count:tokens/s` shows 1.2K tokens/s), money and the rest as a suffix (`suffix:USD/h`)."""
+    if period == "s" and unit in PER_SECOND:
+        return unit
+    if word:
+        return f"count:{word}/{period}"
+    builtin = _PER.get(period, {}).get(unit)
+    if builtin is not None:
+        return builtin
+    if unit == "short":
+        return f"count:/{period}"
+    return f"suffix:{unit.removeprefix('currency')}/{period}"
+
+
 def rate_unit(kpi: Kpi) -> str:
     """Grafana's unit of a counter's per-second rate: requests per second for a request
-    counter, bytes per second for bytes, `<unit>/s` for money and free words (tokens),
+    counter (by name or unit), bytes per second for bytes, money or a unit word per second,
     counts per second otherwise."""
     unit = kpi_unit(kpi)
-    words = kpi.name.removesuffix("_total").split("_")
-    if unit == "short" and kpi.unit.strip().lower() in ("", "count", "requests", "request"):
-        requests = {"request", "requests"} & {*words, kpi.unit.strip().lower()}
-        return "reqps" if requests else "cps"
-    if unit in PER_SECOND:
-        return unit
-    if unit in _RATE_UNITS:
-        return _RATE_UNITS[unit]
-    word = kpi.unit.strip() or unit
-    return f"suffix: {word.upper() if unit.startswith('currency') else word}/s"
+    word = kpi.unit.strip().lower()
+    if unit == "short" and word in ("", "count", "request", "requests"):
+        requests = {"request", "requests"} & {*kpi.name.removesuffix("_total").split("_"), word}
+        return per_period("requests" if requests else "short", "s")
+    return per_period(unit, "s", unit_words(kpi))
 
 
 def unit_words(kpi: Kpi) -> str:
