@@ -243,7 +243,11 @@ def backfill_rules(
     rule_file: Path, url: str, start: float, end: float, step: float, output: Path
 ) -> None:
     """Evaluate the recording rules over the backfilled range against a Prometheus that holds
-    the backfilled data, writing their blocks into `output` (promtool's rule backfill)."""
+    the backfilled data, writing their blocks into `output` (promtool's rule backfill).
+
+    promtool offsets a group's evaluations by a hash of its file's path as given and its name:
+    the file is named without a directory, so every run evaluates at the same instants and a
+    second pass rewrites the first pass's samples (deduplicated) instead of adding more."""
     result = subprocess.run(  # nosec B603  # fixed argument list
         [
             _promtool(),
@@ -255,12 +259,13 @@ def backfill_rules(
             f"--start={int(start)}",
             f"--end={int(end)}",
             f"--eval-interval={int(step)}s",
-            f"--output-dir={output}",
-            str(rule_file),
+            f"--output-dir={output.resolve()}",
+            rule_file.name,
         ],
         capture_output=True,
         text=True,
         check=False,
+        cwd=rule_file.parent,
     )
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +125,9 @@ def demo_alerts() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def history(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The backtest report of the demo alerts over the backfilled history, with its window."""
+def history(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
+    """The demo's backfilled history in a running Prometheus, and the backtest of the demo
+    alerts over it."""
     import psycopg
 
     tool("promtool")
@@ -172,13 +174,21 @@ def history(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             done = run_cli("backtest", *spec, "--prometheus", prometheus.url, "--since",
                            repr(start), "--until", repr(end), "--format", "json", *only,
                            env=env)  # fmt: skip
+            (tmp / "backtest.json").write_text(done.stdout)  # kept by pytest for a reader
+            report: dict[str, list[dict[str, Any]]] = {}  # an alert's episodes, all its rules'
+            for alert in json.loads(done.stdout)["alerts"]:
+                report.setdefault(alert["alert"], []).extend(alert["episodes"])
+            yield History(report, start, end, prometheus)
         finally:
             prometheus.stop()
-        (tmp / "backtest.json").write_text(done.stdout)  # kept by pytest for a failure's reader
-        report: dict[str, list[dict[str, Any]]] = {}  # an alert's episodes, all its rules'
-        for alert in json.loads(done.stdout)["alerts"]:
-            report.setdefault(alert["alert"], []).extend(alert["episodes"])
-        yield report, start, end
+
+
+@dataclass
+class History:
+    report: dict[str, list[dict[str, Any]]]  # each backtested alert's episodes
+    start: float  # the backtest's window
+    end: float
+    prometheus: RunningPrometheus  # holding the backfilled blocks, rules' included
 
 
 def test_every_demo_alert_has_an_expectation() -> None:
@@ -218,10 +228,10 @@ def param(alert: str) -> Any:
 
 @pytest.mark.parametrize("alert", [param(a) for a in CATCHES])
 def test_alert_fires_in_each_incident_of_its_kind_and_nowhere_else(
-    alert: str, history: Any
+    alert: str, history: History
 ) -> None:
-    report, start, end = history
-    episodes = report[alert]
+    start, end = history.start, history.end
+    episodes = history.report[alert]
     assert unexplained(episodes, start, end) == []
     # each one of its kind that begins in the backtest's window and whose episode would end
     # inside it
@@ -234,6 +244,45 @@ def test_alert_fires_in_each_incident_of_its_kind_and_nowhere_else(
 
 
 @pytest.mark.parametrize("alert", [param(a) for a in sorted(QUIET)])
-def test_alert_without_trouble_of_its_kind_stays_quiet(alert: str, history: Any) -> None:
-    report, _, _ = history
-    assert report[alert] == [], QUIET[alert]
+def test_alert_without_trouble_of_its_kind_stays_quiet(alert: str, history: History) -> None:
+    assert history.report[alert] == [], QUIET[alert]
+
+
+# Recorded by `backfill --rules`: a 30 s group's rule over raw counters, and the SLO group's
+# long windows over recorded series (the second pass).
+RECORDED = [
+    "job:generation_success:ratio_rate5m",
+    "job:generation_success:error_ratio_rate1h",
+    "job:generation_success:error_ratio_rate6h",
+    "job:http_request_duration_seconds_latency:error_ratio_rate1d",
+]
+
+
+def test_backfilled_recording_rules_equal_their_expression(history: History) -> None:
+    """Each recorded sample equals Prometheus' own evaluation of the rule's expr at its time."""
+    groups = yaml.safe_load((ROOT / "rules" / "prometheus_rules.yaml").read_text())["groups"]
+    exprs = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
+    prometheus = history.prometheus
+    for record in RECORDED:
+        stored = prometheus.api("/api/v1/query", query=f"{record}[15m]", time=repr(history.end))
+        series = stored["data"]["result"]
+        assert series, record
+        moments = sorted({float(t) for s in series for t, _ in s["values"]})
+        for moment in (moments[0], moments[-1]):
+            recorded = values_at(prometheus, record, moment)
+            evaluated = values_at(prometheus, exprs[record], moment)
+            assert recorded.keys() == evaluated.keys(), (record, moment)
+            for key, value in evaluated.items():
+                assert recorded[key] == pytest.approx(value, rel=1e-9), (record, key, moment)
+
+
+def values_at(prometheus: RunningPrometheus, query: str, moment: float) -> dict[Any, float]:
+    """An instant query's values by label set (without the metric name)."""
+    body = prometheus.api("/api/v1/query", query=query, time=repr(moment))
+    assert body["status"] == "success", (query, body)
+    return {
+        tuple(sorted((k, v) for k, v in s["metric"].items() if k != "__name__")): float(
+            s["value"][1]
+        )
+        for s in body["data"]["result"]
+    }
