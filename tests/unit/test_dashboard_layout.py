@@ -160,6 +160,27 @@ class TestRedRow:
         assert found == expected
 
 
+def test_red_row_follows_the_database_variable(tmp_path: Path) -> None:
+    """KPIs on several databases: the RED row's rate and latency read the $database filter."""
+    text = SMALL.replace(
+        "    dsn: sqlite:///app.db\n",
+        "    dsn: sqlite:///app.db\n  app2:\n    dsn: sqlite:///b.db\n",
+    )
+    for table in ("calls", "latency"):
+        query = (
+            f"    interval: 30s\n    query: SELECT endpoint, {'le, ' if table == 'latency' else ''}"
+        )
+        before = f"    database: app\n{query}1 AS value FROM {table}\n"
+        assert before in text, table
+        text = text.replace(before, before.replace("database: app", "database: [app, app2]"))
+    path = tmp_path / "two.yaml"
+    path.write_text(text)
+    spec = load_spec([path]).spec
+    rate, _, latency = open_panels(render_board(boards(spec)[0]))
+    assert 'database=~"$database"' in rate["targets"][0]["expr"]
+    assert 'database=~"$database"' in latency["targets"][0]["expr"]
+
+
 def test_secondary_rows_are_collapsed(generated: tuple[Spec, list[Json]]) -> None:
     for board in generated[1]:
         rows = [p for p in board["panels"] if p["type"] == "row"]

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 
 from exporter.generation.dashboards.kpis import display_title
 from exporter.generation.dashboards.model import GRID_WIDTH, RED_HEIGHT, Panel, Row, Target
-from exporter.generation.dashboards.queries import quantile, rate, selector, value
+from exporter.generation.dashboards.queries import (
+    database_matcher,
+    quantile,
+    rate,
+    selector,
+    value,
+)
 from exporter.generation.dashboards.thresholds import (
     Bound,
     bounds_for,
@@ -112,13 +118,20 @@ def _sized(panel: Panel, width: int) -> Panel:
     return dataclasses.replace(panel, width=width, height=RED_HEIGHT)
 
 
+def _summed_rate(spec: Spec, kpi: Kpi, suffix: str) -> str:
+    """The per-second rate of a counter (or a histogram's `_count`) over all its series, on
+    the databases $database selects when the KPI spans several."""
+    metric = spec.metric_name(kpi) + suffix
+    return f"sum({rate(selector(metric, database=database_matcher(spec, kpi)))})"
+
+
 def _rate_panel(spec: Spec, kpi: Kpi, duration: Kpi) -> Panel:
     if kpi.type == "counter":
-        expr = value(spec, kpi)  # the KPI's value: what its target judges
+        expr = _summed_rate(spec, kpi, "")
         bounds = bounds_for([a for a in kpi.alerts if not a.matchers], kpi.target, "rate")
         unit, what = rate_unit(kpi), f"{spec.metric_name(kpi)} per second"
     else:
-        expr = f"sum({rate(selector(spec.metric_name(kpi) + '_count'))})"
+        expr = _summed_rate(spec, kpi, "_count")
         bounds, unit = [], "ops"
         what = f"observations of {spec.metric_name(kpi)} per second"
     return Panel(
@@ -162,14 +175,14 @@ def _errors_panel(spec: Spec, errors: Kpi | Ratio) -> Panel:
         title=title,
         description=f"Errors: {spec.metric_name(errors)} per second, over all series."
         + describe_bounds(bounds, True),
-        targets=(Target(value(spec, errors), "errors"),),
+        targets=(Target(_summed_rate(spec, errors, ""), "errors"),),
         unit=rate_unit(errors),
         steps=steps_for(bounds),
     )
 
 
 def _duration_panel(spec: Spec, kpi: Kpi) -> Panel:
-    bucket = selector(f"{spec.metric_name(kpi)}_bucket")
+    bucket = selector(f"{spec.metric_name(kpi)}_bucket", database=database_matcher(spec, kpi))
     bounds = [
         *bounds_for(kpi.alerts, kpi.target, "value"),
         *quantile_alert_bounds(spec, kpi).get(0.95, []),
