@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 from conftest import ROOT
 
 COMMITTED = ROOT / "rules"
+DEMO = ROOT / "config" / "demo.yaml"
 
 
 RICH = """
@@ -95,3 +98,18 @@ def rule_file_paths(out: Path) -> list[Path]:
 
 def rule_groups(out: Path) -> list[dict]:
     return [g for path in rule_file_paths(out) for g in yaml.safe_load(path.read_text())["groups"]]
+
+
+def generate(config: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`kpi-exporter generate rules -c config -o out`: the rules the generator writes now."""
+    command = [sys.executable, "-m", "exporter.cli", "generate", "rules", "-c", str(config)]
+    return subprocess.run(
+        [*command, "-o", str(out), *extra], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+
+
+def generated_demo_rules(out: Path) -> list[Path]:
+    """The demo spec's rule files, generated into `out` (not the committed rules/)."""
+    result = generate(DEMO, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return rule_file_paths(out)

@@ -1,5 +1,8 @@
-"""End to end: a real Prometheus scrapes the demo exporter (simulator running) and answers every
-panel query of every generated demo dashboard with at least one series."""
+"""End to end: a real Prometheus scrapes the demo exporter (simulator running), evaluates the
+recording rules the generator writes now, and answers every panel query of every dashboard
+generated now from config/demo.yaml with at least one series (the committed dashboards/ and
+rules/ are compared with fresh output by test_committed_demo_dashboards_are_current and
+test_committed_rules_are_current)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import pytest
 import requests
 from conftest import ROOT, RunningPrometheus, wait_until
 from support.dashboards import panels_of
+from support.rules import generated_demo_rules
 
 from exporter.generation.dashboards.boards import boards
 from exporter.generation.dashboards.records import record_labels
@@ -19,21 +23,18 @@ from exporter.generation.dashboards.rendering import render_board
 from exporter.spec.loading import load_spec
 
 DEMO = ROOT / "config" / "demo.yaml"
-RULES = ROOT / "rules" / "prometheus_rules.yaml"
 SCRAPE = "1s"
 # Grafana's $__rate_interval is at least 4 scrape intervals; the cursor KPIs poll every 10 s
 RATE_INTERVAL = "20s"
 WAIT = 300.0  # generous: the machine is shared; the loop ends as soon as all answer
 
 
-def prometheus_config(job: str, target: str) -> dict[str, Any]:
-    config: dict[str, Any] = {
+def prometheus_config(job: str, target: str, records: Path) -> dict[str, Any]:
+    return {
         "global": {"scrape_interval": SCRAPE, "evaluation_interval": SCRAPE},
+        "rule_files": [str(records)],
         "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}],
     }
-    if RULES.exists():
-        config["rule_files"] = [str(RULES)]
-    return config
 
 
 def count_series(prometheus: RunningPrometheus, expr: str) -> tuple[int, str]:
@@ -74,7 +75,9 @@ def stack(tmp_path: Path, run_exporter: Any, run_prometheus: Any) -> Iterator[St
     )
     exporter.wait_ready(timeout=90)
     instance = f"127.0.0.1:{exporter.port}"
-    prometheus = run_prometheus(tmp_path, prometheus_config(spec.exporter.job, instance))
+    generated_demo_rules(tmp_path / "rules")
+    records = tmp_path / "rules" / "prometheus_rules.yaml"
+    prometheus = run_prometheus(tmp_path, prometheus_config(spec.exporter.job, instance, records))
     prometheus.wait_ready()
     yield Stack(prometheus, spec.exporter.job, instance, exporter.output)
 

@@ -1,4 +1,6 @@
-"""The generated rules in a real Prometheus scraping running exporters on the demo data."""
+"""The rules the generator writes now for config/demo.yaml (not the committed rules/, which
+test_committed_rules_are_current compares with them) in a real Prometheus scraping running
+exporters on the demo data."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ from typing import Any
 
 import requests
 import yaml
-from conftest import ROOT, RunningPrometheus, wait_until
+from conftest import RunningPrometheus, wait_until
+from support.rules import generated_demo_rules
 
-RULES = ROOT / "rules"
 BROKEN_ALERTS = {"KpiExporterKpiFailing", "KpiExporterDatabaseDown", "KpiExporterKpiStale"}
 
 
@@ -52,15 +54,17 @@ def test_prometheus_evaluates_generated_rules(
     )
     healthy.wait_ready(timeout=60)
     broken.wait_ready(timeout=60, path="/health")
-    # The committed rules with their group intervals (30s, SLO and baseline groups 5m) left out,
+    # The generated rules with their group intervals (30s, SLO and baseline groups 5m) left out,
     # so every group evaluates each second: Prometheus starts a 5m group up to 5m late.
     rule_files = []
-    for name in ("prometheus_rules.yaml", "prometheus_alerts.yaml"):
-        document = yaml.safe_load((RULES / name).read_text())
+    expected = 0
+    for path in generated_demo_rules(tmp_path / "generated"):
+        document = yaml.safe_load(path.read_text())
         for group in document["groups"]:
             group.pop("interval", None)
-        (tmp_path / name).write_text(yaml.safe_dump(document))
-        rule_files.append(str(tmp_path / name))
+            expected += len(group["rules"])
+        (tmp_path / path.name).write_text(yaml.safe_dump(document))
+        rule_files.append(str(tmp_path / path.name))
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": rule_files,
@@ -74,11 +78,6 @@ def test_prometheus_evaluates_generated_rules(
         ],
     }
     prometheus = run_prometheus(tmp_path, config)
-    expected = sum(
-        len(g["rules"])
-        for name in ("prometheus_rules.yaml", "prometheus_alerts.yaml")
-        for g in yaml.safe_load((RULES / name).read_text())["groups"]
-    )
 
     def rules_evaluated() -> tuple[bool, list]:
         groups = prometheus.api("/api/v1/rules")["data"]["groups"]
