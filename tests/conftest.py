@@ -200,6 +200,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def scraping(port: int) -> dict[str, Any]:
+    """A Prometheus config scraping the exporter on `port` every second as job kpi-exporter."""
+    return {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": "kpi-exporter", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+        ],
+    }
+
+
 def exporter_command() -> list[str]:
     return [sys.executable, "-m", "exporter.cli"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from exporter.collection.series import ResultError
-from exporter.history.replay import SPANS_DATABASES, CursorReplay, QueryReplay, StepGrid
+from exporter.history.replay import CursorReplay, QueryReplay, StepGrid
 from exporter.sources.base import QueryError, Source
 from exporter.sources.registry import open_source
 from exporter.spec.fields import parse_duration
@@ -75,8 +75,6 @@ def format_instant(seconds: float) -> str:
 
 def skip_reason(kpi: Kpi) -> str | None:
     """Why a KPI has no history to replay, or None when it has."""
-    if kpi.spans_databases:
-        return SPANS_DATABASES
     if kpi.cursor is not None:
         if kpi.event_time_column is None:
             return "a cursor KPI without event_time: add `event_time: COLUMN` to replay it"
@@ -90,8 +88,17 @@ def series_labels(spec: Spec, target: dict[str, str]) -> dict[str, str]:
     """The constant labels of every backfilled series: exporter.labels plus the target labels
     Prometheus adds on scraping (job from exporter.job unless given)."""
     labels = {"job": spec.exporter.job, **target}
+    by_database = {  # the database label and databases' labels, by the KPI that gets them
+        name: kpi.name
+        for kpi in spec.kpis
+        for database in spec.databases_of(kpi)
+        for name in spec.series_labels(kpi, database)
+        if name not in spec.exporter.labels
+    }
     for name in labels:
         clash = [k.name for k in spec.kpis if name in k.labels]
+        if name in by_database:
+            clash.append(f"{by_database[name]}'s databases")
         if name in spec.exporter.labels or clash:
             where = "exporter.labels" if name in spec.exporter.labels else f"KPI {clash[0]}"
             raise BackfillError(
@@ -132,18 +139,18 @@ def backfill(
             if reason is not None:
                 summary.skipped.append(f"skipped {kpi.name}: {reason}")
                 continue
-            (database,) = spec.databases_of(kpi)
-            if database not in sources:
-                sources[database] = open_source(
-                    database, spec.databases[database], spec.exporter.pool_timeout
-                )
-            source, metric = sources[database], spec.metric_name(kpi)
-            constant = {**spec.series_labels(kpi, database), **labels}  # + the database's own
-            if kpi.cursor is not None:
-                window = 0.0 if kpi.event_time_column == kpi.cursor else reorder
-                replays.append(CursorReplay(kpi, metric, constant, source, grid, now, window))
-            else:
-                replays.append(QueryReplay(kpi, metric, constant, source, grid))
+            for database in spec.databases_of(kpi):  # one replay per database, one family
+                if database not in sources:
+                    sources[database] = open_source(
+                        database, spec.databases[database], spec.exporter.pool_timeout
+                    )
+                source, metric = sources[database], spec.metric_name(kpi)
+                constant = {**spec.series_labels(kpi, database), **labels}
+                if kpi.cursor is not None:
+                    window = 0.0 if kpi.event_time_column == kpi.cursor else reorder
+                    replays.append(CursorReplay(kpi, metric, constant, source, grid, now, window))
+                else:
+                    replays.append(QueryReplay(kpi, metric, constant, source, grid))
             summary.replayed.append(kpi.name)
         if replays:
             _write_windows(replays, grid, output, promtool, summary, progress)
@@ -199,7 +206,9 @@ def _write_windows(
 def _write_window(
     replays: list[Replay], grid: StepGrid, end: int, path: Path, summary: Summary
 ) -> None:
-    """One OpenMetrics file: each KPI's family with its samples up to step `end`."""
+    """One OpenMetrics file: each KPI's family with its samples up to step `end` (a KPI on
+    several databases has a replay per database, adjacent: one header, then each one's)."""
+    headed: set[str] = set()
     with path.open("w", encoding="utf-8") as out:
         for replay in replays:
             try:
@@ -208,7 +217,9 @@ def _write_window(
                 at = format_instant(grid.time(min(replay.next_step, grid.count - 1)))
                 raise BackfillError(f"KPI {replay.kpi.name} at {at}: {exc.message}") from None
             if lines:
-                out.write(replay.header)
+                if replay.kpi.name not in headed:
+                    out.write(replay.header)
+                    headed.add(replay.kpi.name)
                 out.writelines(lines)
                 summary.samples += len(lines)
         out.write("# EOF\n")

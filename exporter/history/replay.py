@@ -31,10 +31,6 @@ from exporter.sources.base import Source
 from exporter.spec.model import Kpi
 from exporter.spec.params import placeholders
 
-# why backfill and verify skip a KPI on several databases (each would need a replay per
-# database, written as one family)
-SPANS_DATABASES = "it spans databases; backfill and verify read one database per KPI"
-
 TAIL_BATCHES = 8  # rows held behind a row not yet due, in batches, before order is given up
 
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from exporter.collection.totals import LabelKey, Totals
-from exporter.history.replay import SPANS_DATABASES, CursorReplay, Instants, event_seconds
+from exporter.history.replay import CursorReplay, Instants, event_seconds
 from exporter.serving.exposition import format_value
 from exporter.sources.base import Source
 from exporter.sources.registry import open_source
@@ -85,14 +85,14 @@ def verify(
             if kpi.cursor is None or kpi.event_time_column is None:
                 skipped.append(f"skipped {kpi.name}: not a cursor KPI with an event_time")
                 continue
-            if kpi.spans_databases:
-                skipped.append(f"skipped {kpi.name}: {SPANS_DATABASES}")
-                continue
-            (name,) = spec.databases_of(kpi)
-            if name not in sources:
-                sources[name] = open_source(name, spec.databases[name], spec.exporter.pool_timeout)
-            database = _database_totals(spec, kpi, sources[name], edges, now)
-            cells.extend(_compare(spec, kpi, prometheus, edges, database))
+            for name in spec.databases_of(kpi):  # several: each against its own series
+                if name not in sources:
+                    sources[name] = open_source(
+                        name, spec.databases[name], spec.exporter.pool_timeout
+                    )
+                database = _database_totals(spec, kpi, sources[name], edges, now)
+                only_this = {spec.exporter.database_label: name} if kpi.spans_databases else {}
+                cells.extend(_compare(spec, kpi, prometheus, edges, database, only_this))
     finally:
         for source in sources.values():
             source.close()
@@ -153,9 +153,14 @@ def _compare(
     prometheus: SampleSource,
     edges: list[float],
     database: dict[float, dict[LabelKey, float]],
+    matchers: dict[str, str],
 ) -> list[Cell]:
+    """The cells of one KPI's series on one database (`matchers` select its database's series
+    in Prometheus when the KPI spans several)."""
     metric = spec.metric_name(kpi) + ("_count" if kpi.type == "histogram" else "")
-    selector = f"{metric}{{{spec.exporter.rule_selector()}}}"
+    # database names are identifiers: nothing to escape
+    exact = "".join(f', {name}="{value}"' for name, value in sorted(matchers.items()))
+    selector = f"{metric}{{{spec.exporter.rule_selector()}{exact}}}"
     stored = prometheus.samples(selector, edges[-1] - edges[0] + LOOKBACK, edges[-1])
     allowance = lag(spec, kpi)
     keys = {key for totals in database.values() for key in totals}
@@ -167,7 +172,7 @@ def _compare(
         )
     cells: list[Cell] = []
     for key in sorted(keys | by_key.keys()):
-        series = by_key.get(key) or [(dict(zip(kpi.labels, key, strict=True)), [])]
+        series = by_key.get(key) or [({**matchers, **dict(zip(kpi.labels, key, strict=True))}, [])]
         for labels, samples in series:
             for start, end in itertools.pairwise(edges):
 

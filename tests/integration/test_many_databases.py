@@ -14,6 +14,7 @@ import pytest
 from conftest import free_port
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
 from prometheus_client.parser import text_string_to_metric_families
+from support.many_databases import events_kpi
 
 from exporter.collection.state import StateStore, state_key
 from exporter.runtime.daemon import Daemon
@@ -31,18 +32,7 @@ kpis:
     interval: 1m
     labels: [status]
     query: SELECT status, count(*) AS value FROM orders GROUP BY status
-  - name: events_total
-    type: counter
-    database: [eu, us]
-    interval: 1m
-    labels: [kind]
-    cursor: id
-    value: amount
-    start: earliest
-    batch: 3
-    query: >-
-      SELECT id, kind, amount FROM events WHERE id > :cursor ORDER BY id LIMIT :batch
-"""
+""" + events_kpi("id, kind, amount", "value: amount", "start: earliest", "batch: 3")
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

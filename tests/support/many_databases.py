@@ -43,3 +43,20 @@ def many_databases(tmp_path: Path) -> tuple[Path, Spec]:
     path = tmp_path / "many.yaml"
     path.write_text(MANY_DATABASES)
     return path, load_spec([path], env={}).spec
+
+
+def events_kpi(columns: str, *keys: str) -> str:
+    """`events_total`, a cursor counter of an `events` table by kind on databases eu and us,
+    selecting `columns`, with more `key: value` lines (YAML under `kpis:`)."""
+    lines = [
+        "  - name: events_total",
+        "    type: counter",
+        "    database: [eu, us]",
+        "    interval: 1m",
+        "    labels: [kind]",
+        "    cursor: id",
+        *(f"    {key}" for key in keys),
+        "    query: >-",
+        f"      SELECT {columns} FROM events WHERE id > :cursor ORDER BY id LIMIT :batch",
+    ]
+    return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, exporter_command, tool, wait_until
+from conftest import ROOT, exporter_command, scraping, tool, wait_until
 
 DAY = 86400.0
 STEP = 600.0  # longer than Prometheus' 5 m lookback: an absent gauge series stays absent
@@ -395,16 +395,7 @@ def test_verify_passes_on_live_scraped_data(
     spec.write_text(backend.spec(tmp_path / "state"))
     exporter = run_exporter(["-c", str(spec)])
     exporter.wait_ready()
-    config = {
-        "global": {"scrape_interval": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": "kpi-exporter",
-                "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}],
-            }
-        ],
-    }
-    prometheus = run_prometheus(tmp_path / "prometheus", config)
+    prometheus = run_prometheus(tmp_path / "prometheus", scraping(exporter.port))
     prometheus.wait_ready()
     started = time.time()
     for _ in range(400):  # rows as they happen, over two 30 s windows after the first scrape
