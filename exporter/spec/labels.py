@@ -37,7 +37,9 @@ def ratio_kpis(spec: Spec, ratio: Ratio) -> list[Kpi]:
 def ratio_level(spec: Spec, ratio: Ratio) -> list[str] | None:
     """Labels a ratio keeps: None means `without (instance)` (all its counters share labels)."""
     kpis = ratio_kpis(spec, ratio)
-    label_sets = [tuple(k.labels) for k in kpis]
+    # counters on several databases carry their database labels: a ratio of such counters
+    # is per database; with a counter on one database the database labels are summed away
+    label_sets = [(*k.labels, *database_labels(spec, k)) for k in kpis]
     if len(set(map(frozenset, label_sets))) <= 1:
         return None
     common = [name for name in kpis[0].labels if all(name in k.labels for k in kpis)]

@@ -12,6 +12,7 @@ from exporter.generation.dashboards.boards import boards
 from exporter.generation.dashboards.rendering import render_board
 from exporter.generation.rules.health import health_rules
 from exporter.generation.rules.thresholds import threshold_alert
+from exporter.spec.labels import ratio_labels, ratio_level
 from exporter.spec.loading import load_spec
 
 
@@ -77,3 +78,22 @@ def test_no_database_variable_without_a_kpi_on_several() -> None:
     for board in boards(demo_spec()):
         names = [v["name"] for v in render_board(board)["templating"]["list"]]
         assert "database" not in names
+
+
+def test_a_ratio_is_per_database_only_when_all_its_counters_span_them(tmp_path: Path) -> None:
+    path, _ = many_databases(tmp_path)
+    counters = (
+        "  - {name: paid_total, type: counter, database: 'tenant_*', interval: 1m,"
+        " labels: [plan], query: 'SELECT plan, 1 AS value FROM paid'}\n"
+        "  - {name: app_signups_total, type: counter, database: app, interval: 1m,"
+        " labels: [plan], query: 'SELECT plan, 1 AS value FROM signups'}\n"
+        "ratios:\n"
+        "  - {name: paid_share, good: paid_total, total: [signups_total]}\n"
+        "  - {name: app_paid_share, good: paid_total, total: [app_signups_total]}\n"
+    )
+    path.write_text(path.read_text() + counters)
+    spec = load_spec([path], env={}).spec
+    both, mixed = spec.ratios
+    assert ratio_level(spec, both) is None  # sum without (instance): one ratio per tenant
+    assert ratio_labels(spec, both) == ["job", "database", "service", "plan"]
+    assert ratio_level(spec, mixed) == ["job", "service", "plan"]  # databases summed away
