@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Info
 
 from exporter.conventions import SelfMetric
-from exporter.spec.model import Spec
+from exporter.spec.model import Kpi, Spec
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,20 @@ class Shard:
     def narrow(self, spec: Spec) -> Spec:
         """The spec this replica runs: its KPIs, their databases, its own cursor state dir.
 
-        Each shard keeps its cursor state apart, so replicas on one host never prune each
-        other's KPIs from a shared state file.
+        A KPI on several databases is split by (KPI, database), hashed as `name@database`: a
+        KPI over a hundred tenants spreads over the shards. Each shard keeps its cursor state
+        apart, so replicas on one host never prune each other's KPIs from a shared state file.
         """
         if self.count == 1:
             return spec
-        kpis = [k for k in spec.kpis if self.owns(k.name)]
+        kpis: list[Kpi] = []
+        for kpi in spec.kpis:
+            if not kpi.spans_databases:
+                kpis += [kpi] if self.owns(kpi.name) else []
+                continue
+            # still a list: its series keep the database label whatever this shard's share
+            mine = [db for db in spec.databases_of(kpi) if self.owns(f"{kpi.name}@{db}")]
+            kpis += [kpi.model_copy(update={"database": mine})] if mine else []
         used = {name for k in kpis for name in spec.databases_of(k)}
         databases = {n: d for n, d in spec.databases.items() if n in used}
         state_dir = spec.exporter.state_dir / f"shard-{self.index}-of-{self.count}"
