@@ -4,6 +4,7 @@ good and bad counters swapped, or the bad events taken from the wrong branch fai
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,11 @@ ratios:
     alerts:
       - {severity: warning, below: 0.5, for: 1m}
     slo: {objective: 99}
+  # an SLO's wording drops `_ratio`; objective and period as written
+  - name: checkout_ratio
+    good: delivered_total
+    total: [sent_total]
+    slo: {objective: 99.5, period: 7d}
 """
 
 # the pieces, written out by hand (no replicas, both ratios' counters share their labels, so
@@ -124,3 +130,18 @@ def test_alert_without_min_events_has_no_traffic_guard(spec: Spec) -> None:
     delivery = ratio(spec, "delivery")
     rule = ratio_threshold_alert(spec, delivery, delivery.alerts[0])
     assert rule.expr == "job:delivery:ratio_rate5m < 0.5"
+
+
+def test_slo_indicator_of_a_ratio(spec: Spec) -> None:
+    sli = ratio_sli(spec, ratio(spec, "checkout_ratio"))
+    assert (sli.names.prefix, sli.names.op) == ("job:checkout", "rate")
+    assert (sli.alert, sli.kpi) == ("CheckoutErrorBudgetBurn", "checkout_ratio")
+    assert (sli.objective, sli.period) == (Fraction(995, 1000), 7 * 86400)
+    assert sli.budget == "0.005"
+    assert sli.subject == "Checkout"
+    assert sli.what == "Checkout failed {share} of events over the last {window}"
+    assert list(sli.labels) == ["job"]
+    total = 'sum without (instance) (rate(sent_total{job="kpi-exporter"}[5m]))'
+    good = 'sum without (instance) (rate(delivered_total{job="kpi-exporter"}[5m]))'
+    assert sli.rates is not None
+    assert sli.rates(300) == (f"({total} - ({good} or {total} * 0))", total)
