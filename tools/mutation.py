@@ -30,7 +30,12 @@ EQUIVALENT = ROOT / "tests" / "mutation-equivalent.txt"
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "series": (
         "exporter/collection/series.py",
-        ("test_series.py", "test_totals_rows.py", "test_exposition_reference.py"),
+        (
+            "test_series.py",
+            "test_series_results.py",
+            "test_totals_rows.py",
+            "test_exposition_reference.py",
+        ),
     ),
     "totals": (
         "exporter/collection/totals.py",
