@@ -260,3 +260,43 @@ class TestUpgrade:
             assert daemon.store.names() == [state_key("events_total", "app")]
         finally:
             daemon.stop(grace=0)
+
+
+class TestSingleToMany:
+    def test_a_kpi_that_gains_a_database_keeps_counting_the_first_once(
+        self, tmp_path: Path
+    ) -> None:
+        paths = {name: tmp_path / f"{name}.db" for name in ("eu", "us")}
+        for count, path in zip((4, 3), paths.values(), strict=True):
+            with sqlite3.connect(path) as conn:
+                conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY)")
+                conn.executemany("INSERT INTO events VALUES (?)", [(i,) for i in range(count)])
+        spec = tmp_path / "spec.yaml"
+        text = (
+            f'exporter: {{state_dir: "{tmp_path / "state"}"}}\n'
+            f'databases: {{eu: {{dsn: "sqlite:///{paths["eu"]}"}},'
+            f' us: {{dsn: "sqlite:///{paths["us"]}"}}}}\n'
+            "kpis:\n"
+            "  - {name: events_total, type: counter, database: DATABASE, interval: 1m,"
+            " cursor: id, initial_cursor: -1, start: earliest,"
+            " query: 'SELECT id FROM events WHERE id > :cursor ORDER BY id LIMIT :batch'}\n"
+        )
+        spec.write_text(text.replace("DATABASE", "eu"))
+        daemon = start(spec)
+        try:
+            assert daemon.poll_all_once()
+            assert samples(daemon)[("events_total", ())] == 4.0
+            with sqlite3.connect(paths["eu"]) as conn:
+                conn.execute("INSERT INTO events VALUES (4)")
+            spec.write_text(text.replace("DATABASE", "[eu, us]"))
+            assert daemon.reload() == (True, [])
+            assert daemon.poll_all_once()
+            found = samples(daemon)
+            # eu's cursor and total go on under the new label: rows 0-3 are not counted again
+            assert series(found, "events_total") == {
+                (("database", "eu"),): 5.0,
+                (("database", "us"),): 3.0,
+            }
+            assert ("events_total", ()) not in found
+        finally:
+            daemon.stop(grace=0)
