@@ -10,9 +10,10 @@ from exporter.generation.dashboards.health import health_board
 from exporter.generation.dashboards.kpis import display_title, kpi_panels
 from exporter.generation.dashboards.layout import shown_once
 from exporter.generation.dashboards.model import ALL_KPIS_UID, HEALTH_UID, Board, Panel, Row
-from exporter.generation.dashboards.ratios import ratio_panels, slo_panels
+from exporter.generation.dashboards.ratios import ratio_panels
 from exporter.generation.dashboards.records import record_panels
 from exporter.generation.dashboards.red import find_red, red_row
+from exporter.generation.dashboards.slos import kpi_slo_rows, ratio_slo_panels
 from exporter.spec.model import Dashboard, Spec
 
 
@@ -30,16 +31,20 @@ def _unique(uid: str, taken: set[str]) -> str:
     return candidate
 
 
-def _item_panels(spec: Spec, name: str) -> tuple[tuple[Panel, ...], tuple[Panel, ...]]:
-    """Panels for a KPI, ratio or record name, and the SLO panels it adds (ratios with an SLO)."""
+def _item_panels(spec: Spec, name: str) -> tuple[tuple[Panel, ...], list[Row]]:
+    """Panels for a KPI, ratio or record name, and a row for each of its SLOs."""
     for ratio in spec.ratios:
         if ratio.name == name:
-            slo = slo_panels(spec, ratio) if ratio.slo is not None else ()
-            return ratio_panels(spec, ratio), slo
+            if ratio.slo is None:
+                return ratio_panels(spec, ratio), []
+            slo = Row(f"SLO: {display_title(name)}", ratio_slo_panels(spec, ratio))
+            return ratio_panels(spec, ratio), [slo]
     for record in spec.records:
         if record.record == name:
-            return record_panels(spec, record), ()
-    return kpi_panels(spec, spec.kpi(name)), ()
+            return record_panels(spec, record), []
+    kpi = spec.kpi(name)
+    slos = [Row(f"SLO: {title}", panels) for title, panels in kpi_slo_rows(spec, kpi)]
+    return kpi_panels(spec, kpi), slos
 
 
 def _rows(spec: Spec, titled: Iterable[tuple[str, Sequence[str]]]) -> tuple[Row, ...]:
@@ -54,8 +59,7 @@ def _rows(spec: Spec, titled: Iterable[tuple[str, Sequence[str]]]) -> tuple[Row,
             flows = name in records and previous in records
             panels.append(dataclasses.replace(main[0], new_line=not flows))
             panels.extend(main[1:])
-            if slo:
-                slo_rows.append(Row(f"SLO: {display_title(name)}", slo))
+            slo_rows.extend(slo)
         rows.append(Row(title, tuple(panels)))
         rows.extend(slo_rows)
     return tuple(rows)

@@ -1,0 +1,71 @@
+"""The dashboard rows of latency and freshness SLOs: the same four panels as a ratio's SLO,
+reading the records the rules generator writes for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.dashboards import panels_of
+from support.slos import SPEC
+
+from exporter.generation.dashboards.boards import boards
+from exporter.generation.dashboards.rendering import render_board
+from exporter.generation.rules.build import build_rules
+from exporter.spec.loading import load_spec
+
+
+@pytest.fixture
+def board(tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC)
+    spec = load_spec([path]).spec
+    return render_board(boards(spec)[0])  # All KPIs: the spec has no dashboards
+
+
+def test_rows_and_queries(board: dict[str, Any]) -> None:
+    rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
+    assert rows == [
+        "Gauges",
+        "SLO: Open orders freshness",
+        "Histograms",
+        "SLO: Checkout latency",
+        "SLO: Checkout freshness",
+    ]
+    panels = {p["title"]: p for p in panels_of(board)}
+    exprs = {title: [t["expr"] for t in p["targets"]] for title, p in panels.items()}
+    assert exprs["Open orders freshness SLO objective"] == ["vector(0.99)"]
+    # the board shows a panel once: the latency SLO's objective is the same 0.99
+    assert "Checkout latency SLO objective" not in exprs
+    assert exprs["Checkout freshness SLO objective"] == ["vector(0.999)"]
+    assert exprs["Checkout latency SLI (4w)"] == [
+        '1 - job:checkout_seconds_latency:error_ratio_rate4w{job=~"$job"}'
+    ]
+    assert exprs["Checkout latency burn rate"] == [
+        'job:checkout_seconds_latency:error_ratio_rate1h{job=~"$job"} / 0.01',
+        'job:checkout_seconds_latency:error_ratio_rate6h{job=~"$job"} / 0.01',
+    ]
+    assert panels["Checkout latency burn rate"]["targets"][0]["legendFormat"] == "{{step}} 1h"
+    assert exprs["Open orders freshness error budget remaining"] == [
+        'job:open_orders_freshness:error_budget_remaining{job=~"$job"}'
+    ]
+    assert exprs["Open orders freshness SLI (1w)"] == [
+        '1 - job:open_orders_freshness:error_ratio_avg1w{job=~"$job"}'
+    ]
+    # 99% over 1w: a 1h page at 2% of the week's budget is a burn rate of 3.36
+    steps = panels["Open orders freshness burn rate"]["fieldConfig"]["defaults"]["thresholds"]
+    assert [s["value"] for s in steps["steps"]] == [None, pytest.approx(0.1 * 7 / 3), 1.4]
+
+
+def test_panels_read_generated_records(board: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "again.yaml"
+    path.write_text(SPEC)
+    recorded = {r.record for g in build_rules(load_spec([path]).spec).records for r in g.rules}
+    read = {
+        t["expr"].split("{")[0].removeprefix("1 - ")
+        for p in panels_of(board)
+        if p["title"].endswith(("SLI (4w)", "SLI (30d)", "SLI (1w)", "remaining", "burn rate"))
+        for t in p["targets"]
+    }
+    assert read and read <= recorded, read - recorded
