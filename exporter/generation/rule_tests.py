@@ -329,15 +329,13 @@ def kpi_tests(spec: Spec, kpi: Kpi) -> tuple[float, list[TestCase]]:
 # --- ratios and SLOs --------------------------------------------------------------------------
 
 
-def _ratio_series(
-    spec: Spec, ratio: Ratio, case: TestCase, rates: Mapping[str, float], until: float, step: float
-) -> Labels:
-    """Add one series per counter of the ratio at the given per-second rates; return labels."""
+def _ratio_series(spec: Spec, ratio: Ratio, case: TestCase, values: Mapping[str, str]) -> Labels:
+    """Add one series per counter of the ratio with the given values; return its labels."""
     recorded: Labels = {}
     for kpi in ratio_kpis(spec, ratio):
         name = spec.metric_name(kpi)
         labels = kpi_labels(spec, kpi)
-        case.add_series(name, labels, ramp(0, rates[name] * step, _steps(until, step)))
+        case.add_series(name, labels, values[name])
         recorded = recorded or _keep(labels, ratio_labels(spec, ratio))
     return recorded
 
@@ -367,7 +365,8 @@ def ratio_threshold_case(spec: Spec, ratio: Ratio, threshold: Threshold, step: f
     rates = wanted[0][0]
     case = TestCase()
     fire = _up(max(step + threshold.for_, ratio.window), step)
-    recorded = _ratio_series(spec, ratio, case, rates, fire, step)
+    values = {name: ramp(0, rate * step, _steps(fire, step)) for name, rate in rates.items()}
+    recorded = _ratio_series(spec, ratio, case, values)
     recorded.update(threshold.matchers)
     if threshold.by is not None:
         recorded = _keep(recorded, threshold.by)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import Any
 
-from exporter.conventions import SelfMetric, le_value
+from exporter.conventions import BURN_WINDOWS, SelfMetric, le_value
 from exporter.generation.promql import duration
 from exporter.generation.rule_tests import (
     Labels,
@@ -33,8 +34,21 @@ from exporter.generation.rules.slo import Sli, burn_alerts
 from exporter.spec.labels import source_labels
 from exporter.spec.model import Kpi, Ratio, Spec
 
-# (case, bad events per second, all events per second, until) -> labels of the recorded series
-Writer = Callable[[TestCase, float, float, float], Labels]
+# (case, bad events per second, all events per second, bad from, until) -> labels of the
+# recorded series; before `bad from` every event is good
+Writer = Callable[[TestCase, float, float, float, float], Labels]
+ONE_THOUSANDTH = 1000  # a hair past a bound: 1/1000 of an event per second more
+
+
+def counter(before: float, after: float, switch: float, until: float, step: float) -> str:
+    """A counter's values rising `before` a second until `switch`, then `after` a second."""
+    n = _steps(until, step)
+    k = round(switch / step)
+    if k <= 0 or before == after:
+        return ramp(0, after * step, n)
+    return (
+        f"{ramp(0, before * step, k)} {ramp((before * k + after) * step, after * step, n - k - 1)}"
+    )
 
 
 def _all_firing(at: float, rules: Sequence[AlertRule], labels: Labels) -> dict[str, Any]:
@@ -64,17 +78,58 @@ def event_slo_cases(spec: Spec, sli: Sli, write: Writer, step: float) -> list[Te
     rules = burn_alerts(spec, sli)
     end = _end(rules, step)
     failing = TestCase()
-    labels = write(failing, 1.0, 1.0, end)
+    labels = write(failing, 1.0, 1.0, 0.0, end)
     first = min(rules, key=lambda r: r.for_)
     failing.expect(step + first.for_ - step, first, [])
     failing.alerts.append(_all_firing(end, rules, labels))
     spent = 1 - (1.0 / float(sli.budget))
     failing.exprs.append(_expr_check(end, sli.names.budget, labels, spent))
     healthy = TestCase()
-    write(healthy, 0.0, 1.0, end)
+    write(healthy, 0.0, 1.0, 0.0, end)
     healthy.expect(end, rules[0], [])
     healthy.exprs.append(_expr_check(end, sli.names.budget, labels, 1.0))
     return [failing, healthy]
+
+
+def _page_firing(at: float, rule: AlertRule, firing: bool) -> dict[str, Any]:
+    """Whether the burn-rate alert of `rule`'s long window fires at `at` (its siblings, other
+    windows of the same name, may fire or not)."""
+    selector = f'alertname="{rule.alert}", alertstate="firing", long="{rule.label("long")}"'
+    expr = f"count(ALERTS{{{selector}}})"
+    samples = [{"labels": "{}", "value": 1}] if firing else []
+    return {"expr": expr, "eval_time": duration(at), "exp_samples": samples}
+
+
+def burn_boundary_cases(spec: Spec, sli: Sli, write: Writer, step: float) -> list[TestCase]:
+    """The page alert (the shortest long window) probed at its bound, L = burn rate x budget:
+    an error ratio of exactly L (bad/all = p/q, whole events per second: both rates and their
+    quotient are exact) stays silent, a thousandth of an event per second more fires once its
+    window is full and `for` has passed; and after an hour of good events, all failing from
+    then on, the long window's ratio (t - t0) / 1h passes L at t0 + L x 1h and the alert fires
+    `for` later, not a step sooner (a shorter window would) nor later (a longer one)."""
+    rules = burn_alerts(spec, sli)
+    page = min(BURN_WINDOWS, key=lambda w: w.long)
+    rule = rules[BURN_WINDOWS.index(page)]
+    limit = sli.limit(page)
+    p, q = limit.numerator, limit.denominator
+    if limit >= 1 or q > 10**6:
+        return []  # a page that can never fire, or rates too large to write exactly
+    full = _up(page.long + rule.for_ + step, step)
+    at_bound, above = TestCase(), TestCase()
+    write(at_bound, p, q, 0.0, full)
+    at_bound.exprs.append(_page_firing(full, rule, False))
+    write(above, ONE_THOUSANDTH * p + 1, ONE_THOUSANDTH * q, 0.0, full)
+    above.exprs.append(_page_firing(full, rule, True))
+    cases = [at_bound, above]
+    start = page.long  # the window holds an hour of good events
+    crossing = start + limit * Fraction(round(page.long))
+    if crossing % Fraction(round(step)) != 0:  # on the grid the ratio would be exactly L
+        fire = _up(float(crossing), step) + rule.for_
+        onset = TestCase()
+        write(onset, 1.0, 1.0, start, fire + step)
+        onset.exprs += [_page_firing(fire - step, rule, False), _page_firing(fire, rule, True)]
+        cases.append(onset)
+    return cases
 
 
 def ratio_writer(spec: Spec, ratio: Ratio, step: float) -> Writer:
@@ -84,14 +139,16 @@ def ratio_writer(spec: Spec, ratio: Ratio, step: float) -> Writer:
     if not others:
         raise ScenarioError(f"{ratio.name}: total holds only the good counter")
 
-    def write(case: TestCase, bad: float, total: float, until: float) -> Labels:
+    def rates(bad: float, total: float) -> dict[str, float]:
         rates = {name: 0.0 for name in others}
-        if ratio.good in ratio.total:
-            rates[others[0]] = bad
-        else:
-            rates[others[0]] = total
+        rates[others[0]] = bad if ratio.good in ratio.total else total
         rates[ratio.good] = total - bad
-        return _ratio_series(spec, ratio, case, rates, until, step)
+        return rates
+
+    def write(case: TestCase, bad: float, total: float, bad_from: float, until: float) -> Labels:
+        before, after = rates(0.0, total), rates(bad, total)
+        values = {n: counter(before[n], after[n], bad_from, until, step) for n in after}
+        return _ratio_series(spec, ratio, case, values)
 
     return write
 
@@ -106,24 +163,29 @@ def latency_writer(spec: Spec, kpi: Kpi, step: float) -> Writer:
     bounds = [*sorted(set(kpi.buckets or []) | {slo.latency}), math.inf]
     slower = bounds[bounds.index(slo.latency) + 1]
 
-    def write(case: TestCase, bad: float, total: float, until: float) -> Labels:
-        n = _steps(until, step)
+    def count(bound: float, bad: float, total: float) -> float:
+        return (total - bad if bound >= slo.latency else 0) + (bad if bound >= slower else 0)
+
+    def write(case: TestCase, bad: float, total: float, bad_from: float, until: float) -> Labels:
         for bound in bounds:
-            count = (total - bad if bound >= slo.latency else 0) + (bad if bound >= slower else 0)
             le = "+Inf" if bound == math.inf else le_value(bound)
-            case.add_series(f"{metric}_bucket", {**labels, "le": le}, ramp(0, count * step, n))
-        case.add_series(f"{metric}_count", labels, ramp(0, total * step, n))
+            before, after = count(bound, 0, total), count(bound, bad, total)
+            values = counter(before, after, bad_from, until, step)
+            case.add_series(f"{metric}_bucket", {**labels, "le": le}, values)
+        case.add_series(f"{metric}_count", labels, counter(total, total, 0, until, step))
         return _keep(labels, [name for name in source_labels(spec, kpi) if name != "instance"])
 
     return write
 
 
 def ratio_slo_cases(spec: Spec, ratio: Ratio, step: float) -> list[TestCase]:
-    return event_slo_cases(spec, ratio_sli(spec, ratio), ratio_writer(spec, ratio, step), step)
+    sli, write = ratio_sli(spec, ratio), ratio_writer(spec, ratio, step)
+    return event_slo_cases(spec, sli, write, step) + burn_boundary_cases(spec, sli, write, step)
 
 
 def latency_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
-    return event_slo_cases(spec, latency_sli(spec, kpi), latency_writer(spec, kpi, step), step)
+    sli, write = latency_sli(spec, kpi), latency_writer(spec, kpi, step)
+    return event_slo_cases(spec, sli, write, step) + burn_boundary_cases(spec, sli, write, step)
 
 
 # --- freshness --------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_generated_tests_catch_broken_rules(tmp_path: Path) -> None:
             ("[5m]))) > 3\n", "[5m]))) > 300\n", "kpi-payment_failures_total"),
             ("ratio_rate5m < 0.95", "ratio_rate5m < 0.1", "ratio-generation_success_ratio"),
             ('up{job="kpi-exporter"} == 0', 'up{job="kpi-exporter"} == 2', "health"),
-            ("(14.4 * 0.05)", "(144 * 0.05)", "ratio-generation_success_ratio"),
+            ("rate1h > 0.72\n", "rate1h > 7.2\n", "ratio-generation_success_ratio"),
             (">= 100\n    for: 2m", ">= 100\n    for: 20m", "ratio-generation_success_ratio"),
             ("> 0.2 * abs(", "> 20 * abs(", "kpi-active_users"),
         ],

@@ -1,9 +1,11 @@
 """Latency and freshness SLOs: promtool's verdict on the generated rules and tests, and the
 generated tests failing on mutants of the rules (a wrong bucket, a flipped objective, `<`
-turned `<=`, another max_age, an exporter outage read as missing, the cursor lag ignored)."""
+turned `<=`, another max_age, an exporter outage read as missing, the cursor lag ignored; the
+page's comparisons turned `>=`, its window or its `for` changed)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -41,6 +43,12 @@ def test_lint_and_generated_tests_pass(rules: Path) -> None:
 
 
 BUCKET = 'checkout_seconds_bucket{job="shop-kpis", le="2.5"}'
+PAGE = (
+    "job:checkout_seconds_latency:error_ratio_rate1h > 0.1344\n      and\n"
+    "      job:checkout_seconds_latency:error_ratio_rate5m > 0.1344"
+)
+# the page's guard, up to its `for`
+FOR = "\n      and\n      (?:.*)\n    for: 2m"
 FRESH = "\n      ) < bool 600\n"
 
 
@@ -51,8 +59,15 @@ FRESH = "\n      ) < bool 600\n"
         ("rules", BUCKET, BUCKET.replace("2.5", "1.0"), "checkout_seconds"),
         ("rules", BUCKET, BUCKET.replace("2.5", "30.0"), "checkout_seconds"),
         # the objective flipped: a 99% budget instead of 1%, in the page and in the budget left
-        ("alerts", "> (13.44 * 0.01)", "> (13.44 * 0.99)", "checkout_seconds"),
+        ("alerts", "> 0.1344\n", "> 13.3056\n", "checkout_seconds"),
         ("rules", "error_ratio_rate4w / 0.01)", "error_ratio_rate4w / 0.99)", "checkout_seconds"),
+        # the page's comparisons turned `>=` (probed at exactly 13.44 x the budget)
+        ("alerts", PAGE, PAGE.replace(">", ">="), "checkout_seconds"),
+        # the page's long window 2h or 30m (it fires a step late or early after a burn starts)
+        ("rules", 'le="2.5"}[1h]', 'le="2.5"}[2h]', "checkout_seconds"),
+        ("alerts", "error_ratio_rate1h >", "error_ratio_rate30m >", "checkout_seconds"),
+        # the page's `for` a minute longer
+        ("alerts", PAGE + FOR, PAGE + FOR.replace("2m", "3m"), "checkout_seconds"),
         # the minimum-traffic guard asks for more events than an hour of 1 per second
         (
             "alerts",
@@ -85,8 +100,11 @@ def test_generated_tests_fail_on_mutants(
 ) -> None:
     path = rules / ("prometheus_rules.yaml" if file == "rules" else "prometheus_alerts.yaml")
     text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new))
+    pattern = re.escape(old).replace(re.escape("(?:.*)"), "(.*)")
+    # every occurrence, as a generator would write it; a line `(?:.*)` stands for is kept
+    mutant, count = re.subn(pattern, lambda m: new.replace("(?:.*)", "".join(m.groups())), text)
+    assert count, old
+    path.write_text(mutant)
     result = _promtool("test", "rules", str(rules / "tests" / f"kpi-{test}.test.yaml"))
     output = result.stdout + result.stderr
     # a test ran and an expectation failed (not a rule file promtool could not load)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from exporter.conventions import BURN_WINDOWS, SloNames
+from exporter.conventions import BURN_WINDOWS, BurnWindow, SloNames
 from exporter.generation.promql import duration
 from exporter.generation.rules.model import (
     AlertRule,
@@ -50,6 +50,10 @@ class Sli:
     def budget(self) -> str:
         """The error budget as a fraction, written exactly: 0.999 -> '0.001'."""
         return format(float(1 - self.objective), ".12g")
+
+    def limit(self, window: BurnWindow) -> Fraction:
+        """The error ratio a burn-rate window alerts above: its burn rate times the budget."""
+        return window.factor(self.period) * (1 - self.objective)
 
     def windows(self) -> list[float]:
         windows = {w.long for w in BURN_WINDOWS} | {w.short for w in BURN_WINDOWS}
@@ -125,7 +129,9 @@ def burn_alerts(spec: Spec, sli: Sli) -> list[AlertRule]:
     rules = []
     for window in BURN_WINDOWS:
         factor = number(window.factor(sli.period))
-        limit = f"({factor} * {sli.budget})"
+        # one literal, the nearest float to the exact product: the generated tests can then put
+        # an error ratio exactly on it (PromQL's own 14.4 * 0.01 is 0.14400000000000002)
+        limit = repr(float(sli.limit(window)))
         conditions = [
             f"{sli.names.error_ratio(window.long)} > {limit}",
             f"{sli.names.error_ratio(window.short)} > {limit}",
