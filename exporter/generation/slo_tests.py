@@ -74,7 +74,8 @@ def _end(rules: Sequence[AlertRule], step: float) -> float:
 
 def event_slo_cases(spec: Spec, sli: Sli, write: Writer, step: float) -> list[TestCase]:
     """Every event failing: silent until the page alert's `for`, then every window fires and
-    the budget left is 1 - 1/budget; no event failing: silent, the whole budget left."""
+    the budget left is 1 - 1/budget; no event failing: silent, the whole budget left; every
+    event failing at too little traffic (min_events): silent."""
     rules = burn_alerts(spec, sli)
     end = _end(rules, step)
     failing = TestCase()
@@ -88,7 +89,15 @@ def event_slo_cases(spec: Spec, sli: Sli, write: Writer, step: float) -> list[Te
     write(healthy, 0.0, 1.0, 0.0, end)
     healthy.expect(end, rules[0], [])
     healthy.exprs.append(_expr_check(end, sli.names.budget, labels, 1.0))
-    return [failing, healthy]
+    if sli.min_events <= 0:
+        return [failing, healthy]
+    # every event failing, at a rate under min_events in the longest window (which counts a
+    # young series as if it had that rate all along): no window may burn
+    quiet = TestCase()
+    rare = sli.min_events / (2 * max(w.long for w in BURN_WINDOWS))
+    write(quiet, rare, rare, 0.0, end)
+    quiet.expect(end, rules[0], [])
+    return [failing, healthy, quiet]
 
 
 def _page_firing(at: float, rule: AlertRule, firing: bool) -> dict[str, Any]:

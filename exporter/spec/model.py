@@ -372,7 +372,10 @@ class Ratio(Strict):
     total: list[MetricName] = Field(min_length=1)
     window: Duration = 300.0
     min_events: int = Field(
-        20, ge=0, description="threshold alerts need this many events in the window"
+        20,
+        ge=0,
+        description="threshold alerts need this many events in the window, burn-rate alerts "
+        "in their long window",
     )
     alerts: list[Threshold] = Field(default_factory=list)
     slo: Slo | None = None

@@ -325,6 +325,31 @@ def test_finding4_ratio_alert_needs_minimum_traffic(tmp_path: Path) -> None:
     _promtool(tmp_path, SHOP, [test], interval="1m")
 
 
+def test_finding4_burn_rate_alert_needs_minimum_traffic(tmp_path: Path) -> None:
+    """Every event of two types fails: `rare` once an hour, `busy` once a second. Over four
+    hours only `busy` pages (the ratio's min_events, 20 by default, in the long window: `rare`
+    has 1 in an hour, 4 in 4 hours). Old rules: the 1h/5m burn-rate alert paged for `rare`
+    too, its error ratio being 1 in both windows after each failure."""
+    failed = f'failed_total{{error_type="timeout", instance="a:1", {SCRAPED}, type="%s"}}'
+    hourly = " ".join(f"{n}x59" for n in range(4)) + " 4"
+    test = {
+        "interval": "1m",
+        "input_series": [
+            {"series": failed % "rare", "values": "0 " + hourly},
+            {"series": failed % "busy", "values": "0+60x240"},
+        ],
+        "promql_expr_test": [
+            {
+                "expr": 'max by (type) (max_over_time(ALERTS{alertname="SuccessErrorBudgetBurn", '
+                'alertstate="firing", severity="critical"}[4h]))',
+                "eval_time": "4h",
+                "exp_samples": [{"labels": '{type="busy"}', "value": 1}],
+            }
+        ],
+    }
+    _promtool(tmp_path, SHOP, [test], interval="1m")
+
+
 # --- 5. anomaly and forecast ---------------------------------------------------------------------
 
 DAY_STEPS = 288  # 5-minute samples a day

@@ -69,6 +69,7 @@ def ratio_sli(spec: Spec, ratio: Ratio) -> Sli:
         + " failed {share} of events over the last {window}",
         labels=ratio_labels(spec, ratio),
         rates=rates,
+        min_events=ratio.min_events,
     )
 
 
