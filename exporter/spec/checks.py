@@ -6,6 +6,7 @@ Each problem comes with the path of its field, so loading.py can point at the fi
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 
 from exporter.conventions import (
@@ -369,6 +370,34 @@ def _quantile_bound(at: Loc, expr: str, spec: Spec, problems: Problems) -> None:
                 )
 
 
+_LE_MATCHER = re.compile(r'(?<![\w])le\s*(=~|=)\s*"([^"]*)"')
+
+
+def _bucket_matchers(at: Loc, expr: str, spec: Spec, problems: Problems) -> None:
+    """A latency bound written as `<kpi>_bucket{le="N"}` (a share of requests slower than N)
+    with N not a bucket boundary selects no series: the alert never fires."""
+    for kpi in spec.kpis:
+        name = spec.metric_name(kpi)
+        if not kpi.buckets:
+            continue
+        for selector in re.finditer(rf"(?<![\w:]){name}_bucket\s*\{{([^}}]*)\}}", expr):
+            for op, text in _LE_MATCHER.findall(selector.group(1)):
+                for value in text.split("|") if op == "=~" else [text]:
+                    try:
+                        bound = float(value)
+                    except ValueError:
+                        continue  # +Inf, or a pattern this check does not read
+                    if bound != math.inf and not any(abs(b - bound) < 1e-12 for b in kpi.buckets):
+                        listed = ", ".join(f"{b:g}" for b in kpi.buckets)
+                        problems.append(
+                            (
+                                (*at, "expr"),
+                                f'le="{value}" is not a bucket boundary of {name} ({listed}): '
+                                "the selector reads no series; add the bucket to the KPI's buckets",
+                            )
+                        )
+
+
 def rule_errors(spec: Spec) -> Problems:
     """Everything the rules generator would refuse, with the spec path of its field."""
     problems: Problems = []
@@ -380,6 +409,9 @@ def rule_errors(spec: Spec) -> Problems:
         at: Loc = ("alerts", index)
         _summary((*at, "summary"), alert.summary, problems)
         _quantile_bound(at, alert.expr, spec, problems)
+        _bucket_matchers(at, alert.expr, spec, problems)
+    for index, record in enumerate(spec.records):
+        _bucket_matchers(("records", index), record.expr, spec, problems)
         for name, value in alert.labels.items():
             if "{{" in value or "$value" in value:
                 problems.append(((*at, "labels", name), "labels are static: no templates"))

@@ -275,6 +275,40 @@ def test_finding4_healthy_latency_does_not_fire_high_response_time(tmp_path: Pat
     _promtool(tmp_path, DEMO, [test], interval="1m")
 
 
+def test_finding4_high_response_time_needs_minimum_traffic(tmp_path: Path) -> None:
+    """The demo's HighResponseTime: a route with one request a minute, every one taking 3 s
+    (p95 3 s, but 5 requests in 5 minutes), does not fire; a route with 2 requests a second,
+    10% of them taking 3 s, does. Old rules: both fired."""
+    buckets = load_spec([DEMO]).spec.kpi("http_request_duration_seconds").buckets
+    assert buckets
+    labels = 'instance="a:1", job="kpi-exporter", service="demo"'
+    series = []
+    for route, fast, slow in (("/rare", 0, 1), ("/busy", 108, 12)):  # requests a minute
+        for le in [*buckets, math.inf]:
+            count = (fast if le >= 0.1 else 0) + (slow if le >= 3 else 0)
+            bound = "+Inf" if le == math.inf else f"{le:g}"
+            series.append(
+                {
+                    "series": f"http_request_duration_seconds_bucket{{{labels}, "
+                    f'route="{route}", le="{bound}"}}',
+                    "values": f"0+{count}x30",
+                }
+            )
+    test = {
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [
+            {
+                "expr": 'count by (route) (ALERTS{alertname="HighResponseTime", '
+                'alertstate="firing"})',
+                "eval_time": "20m",
+                "exp_samples": [{"labels": '{route="/busy"}', "value": 1}],
+            }
+        ],
+    }
+    _promtool(tmp_path, DEMO, [test], interval="1m")
+
+
 def test_finding4_check_reports_a_quantile_threshold_off_the_buckets(tmp_path: Path) -> None:
     """`check` names file:line of a quantile threshold that is not a bucket boundary. Old code:
     `check` accepted the spec."""
@@ -305,6 +339,55 @@ alerts:
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"{spec}:9" in result.stderr
     assert "2 is not a bucket boundary of latency_seconds (0.5, 1, 2.5)" in result.stderr
+
+
+def test_finding4_check_reports_a_latency_bound_off_the_buckets(tmp_path: Path) -> None:
+    """`check` names file:line of a share-of-slow-requests alert whose `le` is not a bucket
+    boundary (the selector reads no series, so the alert could never fire), in an `=~` list
+    too, and of a record doing the same; `le="+Inf"` and real bounds pass. Old code: `check`
+    accepted the spec."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        """databases:
+  app: {dsn: "sqlite:///x.db"}
+kpis:
+  - {name: latency_seconds, type: histogram, database: app, interval: 10s, cursor: id,
+     buckets: [0.5, 1, 2.5],
+     query: "SELECT id, seconds AS value FROM r WHERE id > :cursor ORDER BY id LIMIT :batch"}
+alerts:
+  - name: SlowRequests
+    expr: |
+      1 - sum(rate(latency_seconds_bucket{le="2"}[5m]))
+        / sum(rate(latency_seconds_bucket{le="+Inf"}[5m])) > 0.05
+    for: 5m
+    severity: warning
+    summary: Slow.
+    description: '{{ $value }} slow.'
+  - name: FastEnough
+    expr: sum(rate(latency_seconds_bucket{le=~"1|1.0|0.75"}[5m])) < 1
+    for: 5m
+    severity: warning
+    summary: Fast.
+    description: '{{ $value }} fast.'
+records:
+  - {record: "job:latency:fast_rate5m", expr: 'sum(rate(latency_seconds_bucket{le="2.5"}[5m]))'}
+  - {record: "job:latency:mid_rate5m", expr: 'sum(rate(latency_seconds_bucket{le="0.7"}[5m]))'}
+"""
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter.cli", "check", "-c", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if "not a bucket boundary" in line]
+    assert len(errors) == 3, result.stderr
+    assert f"{spec}:9" in errors[0] and 'le="2" is not a bucket boundary' in errors[0]
+    assert f"{spec}:17" in errors[1] and 'le="0.75"' in errors[1]
+    assert f"{spec}:24" in errors[2] and 'le="0.7"' in errors[2]
+    assert "latency_seconds (0.5, 1, 2.5)" in errors[0]
 
 
 def test_finding4_ratio_alert_needs_minimum_traffic(tmp_path: Path) -> None:

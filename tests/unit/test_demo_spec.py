@@ -77,3 +77,33 @@ class TestDemoSpec:
             assert re.search(rf"ORDER BY {order} LIMIT :batch\s*$", kpi.query), kpi.name
             if kpi.tiebreak is not None:
                 assert kpi.settle is not None and "settled" in placeholders(kpi.query)
+
+
+QUANTILE_ALERT = re.compile(r"histogram_quantile\(\s*([0-9.]+),.*?\)\s*\)\s*>\s*([0-9.]+)", re.S)
+
+
+def test_one_objective_per_kpi(spec: Spec) -> None:
+    """Issue 13, finding 9: a KPI's SLO, dashboard target and alert thresholds name one
+    objective. Old demo: generation success had a 99% SLO, a 95% target and a 90% alert;
+    http_request_duration_seconds a 2.5 s latency SLO and a p95 > 2 s alert."""
+    checked = 0
+    for ratio in spec.ratios:
+        if ratio.slo is None:
+            continue
+        objective = ratio.slo.objective / 100
+        assert ratio.target is not None and ratio.target.value == objective, ratio.name
+        assert [t.below for t in ratio.alerts] == [objective] * len(ratio.alerts), ratio.name
+        checked += 1
+    for kpi in spec.kpis:
+        if kpi.slo is None:
+            continue
+        alerts = [a for a in spec.alerts if a.kpi == kpi.name]
+        for alert in alerts:
+            found = QUANTILE_ALERT.search(alert.expr)
+            assert found, alert.expr
+            assert (float(found.group(1)), float(found.group(2))) == (
+                kpi.slo.objective,
+                kpi.slo.latency,
+            ), alert.name
+        checked += len(alerts)
+    assert checked == 2  # generation_success_ratio; HighResponseTime on the request latency
