@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.conventions import SelfMetric
+from exporter.conventions import SelfMetric, freshness_slo_names, latency_slo_names
 from exporter.generation.promql import duration, quote
 from exporter.generation.rules.build import build_rules
 from exporter.generation.rules.model import AlertRule
@@ -69,6 +69,24 @@ def _kpi_section(spec: Spec, kpi: Kpi) -> list[str]:
     ]
     if kpi.help:
         lines += ["", kpi.help]
+    if kpi.slo is not None:
+        slo = kpi.slo
+        lines += [
+            "",
+            f"Latency SLO: {slo.objective * 100:g}% of events within {slo.latency:g}s over "
+            f"{duration(slo.window)}; the budget left is "
+            f"`{latency_slo_names(kpi.name).budget}`.",
+        ]
+    if kpi.freshness is not None:
+        fresh = kpi.freshness
+        lines += [
+            "",
+            f"Freshness SLO: data younger than {duration(fresh.max_age)} "
+            f"{fresh.objective * 100:g}% of the time over {duration(fresh.window)} (time since "
+            "the last successful poll, or the cursor lag when older; an exporter that is down "
+            "counts as stale); the "
+            f"budget left is `{freshness_slo_names(kpi.name).budget}`.",
+        ]
     lines += ["", "```sql", kpi.query.strip(), "```"]
     return lines
 

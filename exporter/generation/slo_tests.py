@@ -51,20 +51,26 @@ def counter(before: float, after: float, switch: float, until: float, step: floa
     )
 
 
-def _all_firing(at: float, rules: Sequence[AlertRule], labels: Labels) -> dict[str, Any]:
+def _all_firing(
+    at: float, rules: Sequence[AlertRule], labels: Labels | Sequence[Labels]
+) -> dict[str, Any]:
+    """Every rule (the windows of one alert) firing at 100% for each label set."""
     probe = TestCase()
     for rule in rules:
-        probe.expect(at, rule, [(labels, 1.0)])
+        probe.expect(at, rule, [(one, 1.0) for one in _label_sets(labels)])
     alerts = [a for check in probe.alerts for a in check["exp_alerts"]]
     return {"eval_time": duration(at), "alertname": rules[0].alert, "exp_alerts": alerts}
 
 
-def _expr_check(at: float, expr: str, labels: Labels, value: float) -> dict[str, Any]:
-    return {
-        "expr": expr,
-        "eval_time": duration(at),
-        "exp_samples": [{"labels": _series_text(expr, labels), "value": value}],
-    }
+def _expr_check(
+    at: float, expr: str, labels: Labels | Sequence[Labels], value: float
+) -> dict[str, Any]:
+    samples = [{"labels": _series_text(expr, one), "value": value} for one in _label_sets(labels)]
+    return {"expr": expr, "eval_time": duration(at), "exp_samples": samples}
+
+
+def _label_sets(labels: Labels | Sequence[Labels]) -> list[Labels]:
+    return [labels] if isinstance(labels, dict) else list(labels)
 
 
 def _end(rules: Sequence[AlertRule], step: float) -> float:
@@ -199,6 +205,8 @@ def latency_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
 
 # --- freshness --------------------------------------------------------------------------------
 
+LAST_SUCCESS = SelfMetric.LAST_SUCCESS.value
+
 
 def freshness_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
     """Data exactly max_age old (stale: the comparison is strict) burns every window; a hair
@@ -214,15 +222,21 @@ def freshness_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
     gone_at = 2 * step
     end = max(_end(rules, step), _up(gone_at + max_age + step, step))
     n = _steps(end, step)
-    # the exporter's own series: the target's labels and the KPI's name, no constant labels
+    # the exporter's own series, one per database of the KPI: the target's labels, the KPI's
+    # name and the database, no constant labels; and the fresh series recorded from each
     own = {k: v for k, v in base_labels(spec).items() if k not in spec.exporter.labels}
-    self_labels = {**own, "kpi": kpi.name}
-    recorded = {**_keep(base_labels(spec), freshness_level(spec)), "kpi": kpi.name}
-    recorded |= spec.exporter.labels
+    databases = spec.databases_of(kpi)
+    self_labels = [{**own, "kpi": kpi.name, "database": d} for d in databases]
+    fixed = _keep(base_labels(spec), freshness_level(spec))
+    recorded = [
+        {**fixed, **spec.exporter.labels, "kpi": kpi.name, "database": d} for d in databases
+    ]
 
-    def polled(case: TestCase, age: float, count: int = n) -> None:
-        """The last success `age` seconds before each scrape."""
-        case.add_series(SelfMetric.LAST_SUCCESS, self_labels, ramp(-age, step, count))
+    def polled(case: TestCase, age: float, count: int = n, metric: str = LAST_SUCCESS) -> None:
+        """The last success `age` seconds before each scrape (or a cursor lag of `age`)."""
+        for labels in self_labels:
+            values = ramp(-age, step, count) if metric == LAST_SUCCESS else ramp(age, 0, count)
+            case.add_series(metric, labels, values)
 
     stale = TestCase()
     polled(stale, max_age)
@@ -247,7 +261,7 @@ def freshness_cases(spec: Spec, kpi: Kpi, step: float) -> list[TestCase]:
         for lag, firing in ((max_age, True), (max_age - hair, False)):
             case = TestCase()
             polled(case, 0)
-            case.add_series(SelfMetric.CURSOR_LAG, self_labels, ramp(lag, 0, n))
+            polled(case, lag, metric=SelfMetric.CURSOR_LAG)
             if firing:
                 case.alerts.append(_all_firing(end, rules, recorded))
             else:

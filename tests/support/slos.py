@@ -1,5 +1,5 @@
-"""A spec with a latency SLO and freshness SLOs (a cursor histogram, a gauge), shared by the
-SLO rule and dashboard tests."""
+"""A spec with a latency SLO and freshness SLOs (a cursor histogram, a gauge, a gauge on two
+databases), shared by the SLO rule and dashboard tests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ exporter:
   job: shop-kpis
 databases:
   app: {dsn: "sqlite:///x.db"}
+  tenant_a: {dsn: "sqlite:///a.db"}
+  tenant_b: {dsn: "sqlite:///b.db"}
 kpis:
   - name: checkout_seconds
     type: histogram
@@ -27,4 +29,10 @@ kpis:
     interval: 1m
     query: SELECT count(*) AS value FROM orders
     freshness: {max_age: 5m, objective: 0.99, window: 7d}
+  - name: tenant_orders
+    type: gauge
+    database: "tenant_*"
+    interval: 1m
+    query: SELECT count(*) AS value FROM orders
+    freshness: {max_age: 5m, objective: 0.99}
 """

@@ -37,7 +37,7 @@ def test_lint_and_generated_tests_pass(rules: Path) -> None:
     check = _promtool("check", "rules", "--lint=all", "--lint-fatal", *files)
     assert check.returncode == 0, check.stdout + check.stderr
     tests = sorted(str(p) for p in (rules / "tests").glob("kpi-*.test.yaml"))
-    assert len(tests) == 2
+    assert len(tests) == 3
     result = _promtool("test", "rules", *tests)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -85,6 +85,15 @@ FRESH = "\n      ) < bool 600\n"
             "or\n      0 * absent_over_time",
             "and\n      0 * absent_over_time",
             "open_orders",
+        ),
+        # one of a KPI's two databases read as fresh while the exporter is gone
+        (
+            "rules",
+            '0 * absent_over_time(kpi_exporter_last_success_timestamp_seconds{job="shop-kpis", '
+            'database="tenant_b"',
+            '1 * absent_over_time(kpi_exporter_last_success_timestamp_seconds{job="shop-kpis", '
+            'database="tenant_b"',
+            "tenant_orders",
         ),
         # the cursor lag ignored
         (

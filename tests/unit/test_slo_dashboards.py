@@ -29,6 +29,7 @@ def test_rows_and_queries(board: dict[str, Any]) -> None:
     assert rows == [
         "Gauges",
         "SLO: Open orders freshness",
+        "SLO: Tenant orders freshness",
         "Histograms",
         "SLO: Checkout latency",
         "SLO: Checkout freshness",
@@ -53,6 +54,9 @@ def test_rows_and_queries(board: dict[str, Any]) -> None:
     assert exprs["Open orders freshness SLI (1w)"] == [
         '1 - job:open_orders_freshness:error_ratio_avg1w{job=~"$job"}'
     ]
+    # a KPI on several databases: a freshness SLO per database
+    legend = panels["Tenant orders freshness burn rate"]["targets"][0]["legendFormat"]
+    assert legend == "{{database}} 1h"
     # 99% over 1w: a 1h page at 2% of the week's budget is a burn rate of 3.36
     steps = panels["Open orders freshness burn rate"]["fieldConfig"]["defaults"]["thresholds"]
     assert [s["value"] for s in steps["steps"]] == [None, pytest.approx(0.1 * 7 / 3), 1.4]

@@ -23,10 +23,11 @@ from exporter.spec.model import Kpi, Spec
 
 
 def freshness_level(spec: Spec) -> list[str]:
-    """The labels of the 0/1 series: those the rules' selector fixes with `=`, and `kpi` (the
-    labels `absent_over_time` gives the series of an exporter that is gone)."""
+    """The labels of the 0/1 series: those the rules' selector fixes with `=`, `kpi` and
+    `database` (the labels `absent_over_time` gives the series of an exporter that is gone):
+    a KPI on several databases is fresh or stale on each."""
     fixed = [m.name for m in promql.parse_matchers(spec.exporter.rule_selector()) if m.op == "="]
-    return [*dict.fromkeys(fixed), "kpi"]
+    return [*dict.fromkeys(fixed), "kpi", "database"]
 
 
 def fresh_record(spec: Spec, kpi: Kpi) -> RecordRule:
@@ -34,11 +35,14 @@ def fresh_record(spec: Spec, kpi: Kpi) -> RecordRule:
 
     Success timestamps are read over the last max_age: an exporter that is down or gone keeps
     its last one until it is max_age old, then has none in range, and `absent_over_time` gives
-    0 (stale, not missing, so the outage spends the budget). The freshest replica counts."""
+    0 for each of the KPI's databases (stale, not missing, so the outage spends the budget).
+    The freshest replica counts."""
     freshness = kpi.freshness
     assert freshness is not None
     span = duration(freshness.max_age)
     selector = promql.selector(spec, {"kpi": kpi.name})
+    # the success timestamps of one database, exactly, for `absent_over_time`
+    own = [promql.selector(spec, {"kpi": kpi.name, "database": d}) for d in spec.databases_of(kpi)]
     since = f"time() - max_over_time({SelfMetric.LAST_SUCCESS}{selector}[{span}])"
     age = since
     if kpi.cursor is not None:
@@ -46,7 +50,9 @@ def fresh_record(spec: Spec, kpi: Kpi) -> RecordRule:
         age = f"({lag} > ({since}))\n  or\n  ({since})"
     level = ", ".join(freshness_level(spec))
     fresh = f"min by ({level}) (\n  {age}\n) < bool {number(freshness.max_age)}"
-    gone = f"0 * absent_over_time({SelfMetric.LAST_SUCCESS}{selector}[{span}])"
+    gone = "\nor\n".join(
+        f"0 * absent_over_time({SelfMetric.LAST_SUCCESS}{one}[{span}])" for one in own
+    )
     return RecordRule(
         freshness_slo_names(kpi.name).good,
         f"{fresh}\nor\n{gone}",
