@@ -1,8 +1,10 @@
 """Hand-written promtool tests of generated rules (issue 14): tests/system/promtool/boundaries.yaml
-is a small shop spec (not the demo) with one alert of every kind, boundaries.test.yaml probes
-each at its bound with series and expected alerts written by hand. The rules come from the
-generator now; the expectations never do. Then the threshold mutations issue 14 names (and the
-like for the other kinds), applied by hand to the generated rule text, each fail those tests."""
+is a small shop spec (not the demo) with one alert of every kind (thresholds, count, ratio,
+absent, no-increase, anomaly, forecast, and the ratio, latency and freshness SLOs' page burn);
+boundaries.test.yaml probes each at its bound with series and expected alerts written by hand.
+The rules come from the generator now; the expectations never do. Then the threshold mutations
+issue 14 names (and the like for the other kinds), applied by hand to the generated rule text,
+each fail those tests."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def promtool_test(path: Path) -> subprocess.CompletedProcess[str]:
         [tool("promtool"), "test", "rules", str(path)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # the whole file takes about 70 s of CPU
     )
 
 
@@ -55,8 +57,8 @@ def test_hand_written_boundary_tests_pass(rules: Path) -> None:
 
 Edit = tuple[str, str, int]  # generated text, mutated text, times it occurs in the rule
 
-# (case, alert, edits): bugs a generator could have, each applied by hand to the generated
-# alerts file. The "threshold" cases are issue 14's: the operator turned inclusive, the bound
+# (case, rule, edits): bugs a generator could have, each applied by hand to the generated rule
+# files. The "threshold" cases are issue 14's: the operator turned inclusive, the bound
 # halved (in the expression and the wording), the bound halved with the summary unchanged.
 # BacklogHigh has a hand-written summary, so its two halvings are one.
 MUTATIONS: list[tuple[str, str, list[Edit]]] = [
@@ -143,52 +145,66 @@ MUTATIONS: list[tuple[str, str, list[Edit]]] = [
     ),
     ("absent: for halved", "BacklogAbsent", [("for: 10m\n", "for: 5m\n", 1)]),
     ("no increase: window halved", "RefundsNotIncreasing", [("[30m])) == 0", "[15m])) == 0", 1)]),
+    # the burn factor is written by the one function every SLO kind shares: halving it is
+    # probed on the ratio's SLO above (each SLO group costs about 20 s of promtool's CPU)
+    (
+        "latency burn: > turned >=",
+        "PackLatencyBudgetBurn",
+        [("> (14.4 * 0.0625)", ">= (14.4 * 0.0625)", 2)],
+    ),
+    # a recording rule, checked by the test's promql_expr_test of it
+    ("freshness: < turned <=", "job:shipped_freshness:fresh", [("< bool 300", "<= bool 300", 1)]),
+    ("freshness: max_age halved", "job:shipped_freshness:fresh", [("< bool 300", "< bool 150", 1)]),
 ]
 
 
-def _mutate(text: str, alert: str, old: str, new: str, count: int) -> str:
-    """`text` with `old` replaced by `new` inside `alert`'s rules only; the mutation must apply
-    exactly `count` times in each rule of that name (a mutation that does not apply fails)."""
+def _mutate(text: str, rule: str, old: str, new: str, count: int) -> tuple[str, int]:
+    """`text` with `old` replaced by `new` inside the alerting or recording rules named `rule`,
+    and how many replacements were made; in each such rule `old` occurs `count` times or not
+    at all (the caller fails a mutation that does not apply)."""
     blocks = text.split("\n  - ")
     hits = 0
     for index, block in enumerate(blocks):
-        if block.startswith(f"alert: {alert}\n"):
-            assert block.count(old) in (0, count), (alert, old, block)
+        if block.startswith((f"alert: {rule}\n", f"record: {rule}\n")):
+            assert block.count(old) in (0, count), (rule, old, block)
             hits += block.count(old)
             blocks[index] = block.replace(old, new)
-    assert hits >= count, f"{old!r} is not in the generated {alert} rule: update the mutation"
-    return "\n  - ".join(blocks)
+    return "\n  - ".join(blocks), hits
 
 
-def _tests_of(alert: str) -> dict:
-    """The hand-written test file cut down to the groups that check `alert`."""
+def _tests_of(rule: str) -> dict:
+    """The hand-written test file cut down to the groups that check `rule` (an alert, or a
+    recording rule queried by a promql_expr_test)."""
     document = yaml.safe_load(TESTS.read_text())
     document["tests"] = [
         group
         for group in document["tests"]
-        if any(check["alertname"] == alert for check in group.get("alert_rule_test", []))
+        if any(check["alertname"] == rule for check in group.get("alert_rule_test", []))
+        or any(check["expr"] == rule for check in group.get("promql_expr_test", []))
     ]
-    assert document["tests"], alert
+    assert document["tests"], rule
     return document
 
 
 @pytest.mark.parametrize(
-    ("alert", "edits"), [m[1:] for m in MUTATIONS], ids=[m[0] for m in MUTATIONS]
+    ("rule", "edits"), [m[1:] for m in MUTATIONS], ids=[m[0] for m in MUTATIONS]
 )
 def test_mutated_rules_fail_the_hand_written_tests(
-    rules: Path, alert: str, edits: list[Edit]
+    rules: Path, rule: str, edits: list[Edit]
 ) -> None:
-    alerts = rules / "prometheus_alerts.yaml"
-    original = alerts.read_text()
-    text = original
     for old, new, count in edits:
-        text = _mutate(text, alert, old, new, count)
-    alerts.write_text(text)
+        hits = 0
+        for name in ("prometheus_alerts.yaml", "prometheus_rules.yaml"):
+            text, found = _mutate((rules / name).read_text(), rule, old, new, count)
+            (rules / name).write_text(text)
+            hits += found
+        assert hits >= count, f"{old!r} is not in the generated {rule} rule: update the mutation"
     path = rules / "mutant.test.yaml"
-    path.write_text(yaml.safe_dump(_tests_of(alert)))
+    path.write_text(yaml.safe_dump(_tests_of(rule)))
     result = promtool_test(path)
     output = result.stdout + result.stderr
-    # the rules load and the tests run: one of `alert`'s checks expected other alerts than it
-    # got (a rule that fails to load or a missing file would also exit 1, without these)
+    # the rules load and the tests run: one of `rule`'s checks expected other alerts or values
+    # than it got (a rule that fails to load or a missing file would also exit 1, without these)
     assert result.returncode == 1, output
-    assert f"alertname: {alert}," in output and "got:" in output, (edits, output)
+    checked = f"alertname: {rule}," if ":" not in rule else f'expr: "{rule}"'
+    assert checked in output and "got:" in output, (edits, output)
