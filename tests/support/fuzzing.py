@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -89,3 +91,40 @@ def fuzz_spec(kind: str) -> Spec:
 
 
 SPECS = {kind: fuzz_spec(kind) for kind in ("gauge", "counter")}
+
+
+# An independent reference of what a query result must become, written from the README (label
+# columns: NULL becomes the empty value; a NULL value skips its row) and the exposition format,
+# not from exporter.collection.series: the fuzz tests compare the exporter with it.
+
+
+def expected_label(cell: Any) -> str:
+    """The label value a result cell must give: NULL empty, bytes as UTF-8 (bad bytes as
+    U+FFFD), a whole float without its '.0' (2.0 -> '2'), everything else as Python prints it."""
+    if cell is None:
+        return ""
+    if isinstance(cell, bytes):
+        return cell.decode("utf-8", "replace")
+    if isinstance(cell, float) and math.isfinite(cell) and cell == math.floor(cell):
+        return str(int(cell))
+    return cell if isinstance(cell, str) else str(cell)
+
+
+def must_refuse(kind: str, rows: list[tuple[Any, Any, Any]]) -> bool:
+    """Whether (a, b, value) rows must be refused as a whole: a value that is not a number
+    (int, float, Decimal or bool) or beyond a float, a counter's negative or NaN value, or two
+    kept rows (value not NULL) with the same label values."""
+    labels = []
+    for a, b, value in rows:
+        if value is None:
+            continue
+        if type(value) not in (int, float, Decimal, bool):
+            return True
+        try:
+            number = float(value)
+        except (OverflowError, ValueError):  # 10**400, Decimal("sNaN")
+            return True
+        if kind == "counter" and (number < 0 or math.isnan(number)):
+            return True
+        labels.append((expected_label(a), expected_label(b)))
+    return len(set(labels)) != len(labels)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from conftest import mysql_connect, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -218,7 +219,7 @@ def wait_for(exporter: Any, predicate: Callable[[Samples], bool], timeout: float
     def satisfied() -> Samples | None:
         try:
             scraped[0] = parse(exporter.metrics())
-        except Exception:  # the process may still be starting
+        except requests.RequestException:  # the process may still be starting
             scraped[0] = {}
         return scraped[0] if scraped[0] and predicate(scraped[0]) else None
 
