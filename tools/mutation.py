@@ -53,7 +53,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "binding": ("exporter/collection/binding.py", ("test_params_rewriting.py",)),
     "thresholds": (
         "exporter/generation/rules/thresholds.py",
-        ("test_threshold_rules.py", "test_rules.py"),
+        ("test_threshold_rules.py", "test_rules.py", "test_many_databases_generation.py"),
     ),
     "ratios": (
         "exporter/generation/rules/ratios.py",

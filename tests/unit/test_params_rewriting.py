@@ -117,3 +117,9 @@ def test_settled_is_a_utc_timestamp_for_a_timestamp_cursor(cursor: object) -> No
     moment = settled(cursor_kpi("60s"), cursor, 1767225660.0)
     assert moment == dt.datetime(2026, 1, 1, 0, 0, tzinfo=dt.UTC)
     assert moment.tzinfo is dt.UTC
+
+
+def test_unknown_parameter_style_is_named_in_the_error() -> None:
+    with pytest.raises(ValueError) as failed:
+        to_paramstyle("SELECT :p", "format")  # type: ignore[arg-type]
+    assert str(failed.value) == "unknown parameter style 'format'"
