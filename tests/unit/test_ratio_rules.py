@@ -141,6 +141,7 @@ def test_slo_indicator_of_a_ratio(spec: Spec) -> None:
     assert sli.subject == "Checkout"
     assert sli.what == "Checkout failed {share} of events over the last {window}"
     assert list(sli.labels) == ["job"]
+    assert sli.min_events == 20  # the ratio's default guards its burn alerts too
     total = 'sum without (instance) (rate(sent_total{job="kpi-exporter"}[5m]))'
     good = 'sum without (instance) (rate(delivered_total{job="kpi-exporter"}[5m]))'
     assert sli.rates is not None
