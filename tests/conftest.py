@@ -210,6 +210,23 @@ def scraping(port: int) -> dict[str, Any]:
     }
 
 
+def tsdb_from_openmetrics(text: str, directory: Path) -> Path:
+    """`directory`/tsdb holding blocks that promtool made from OpenMetrics `text`, for a
+    Prometheus started on `directory`."""
+    source = directory / "history.om"
+    directory.mkdir(parents=True, exist_ok=True)
+    source.write_text(text)
+    (directory / "tsdb").mkdir()
+    subprocess.run(
+        [tool("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source),
+         str(directory / "tsdb")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    return directory
+
+
 def exporter_command() -> list[str]:
     return [sys.executable, "-m", "exporter.cli"]
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import exporter_command, free_port, tool
+from conftest import exporter_command, free_port, tsdb_from_openmetrics
 
 SAMPLE = 15  # seconds between the history's samples
 STEP = 30  # the generated alert groups' evaluation interval
@@ -79,23 +79,7 @@ def backtest(spec: Path, url: str, start: int, *args: str) -> subprocess.Complet
 
 def test_backtest_finds_the_two_hand_placed_episodes(tmp_path: Path, run_prometheus: Any) -> None:
     start = int(time.time() // 3600) * 3600 - (HOURS + 2) * 3600
-    source = tmp_path / "history.om"
-    source.write_text(history(start))
-    directory = tmp_path / "prometheus"
-    (directory / "tsdb").mkdir(parents=True)
-    subprocess.run(
-        [
-            tool("promtool"),
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            str(source),
-            str(directory / "tsdb"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    directory = tsdb_from_openmetrics(history(start), tmp_path / "prometheus")
     prometheus = run_prometheus(directory, {"global": {"evaluation_interval": "30s"}})
     prometheus.wait_ready()
     spec = tmp_path / "spec.yaml"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import exporter_command, tool
+from conftest import exporter_command, tsdb_from_openmetrics
 
 SCRAPE = 15  # seconds between samples; the spec's scrape_interval (the report's rate window: 60s)
 BEFORE, AFTER = 3600, 1800  # the history runs from an hour before the test to 30 min after
@@ -115,23 +115,7 @@ def prometheus_url(tmp_path: Path, run_prometheus: Any) -> tuple[str, int]:
     now = int(time.time())
     base = now - now % SCRAPE
     start, switch, end = base - BEFORE, base - SWITCH, base + AFTER
-    source = tmp_path / "history.om"
-    source.write_text(history(start, switch, end))
-    directory = tmp_path / "prometheus"
-    (directory / "tsdb").mkdir(parents=True)
-    subprocess.run(
-        [
-            tool("promtool"),
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            str(source),
-            str(directory / "tsdb"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    directory = tsdb_from_openmetrics(history(start, switch, end), tmp_path / "prometheus")
     prometheus = run_prometheus(directory, {"global": {"scrape_interval": "15s"}})
     prometheus.wait_ready()
     return prometheus.url, switch
