@@ -1,8 +1,9 @@
 """rules/alertmanager.example.yml: amtool's routes, and its inhibitions in a real Alertmanager.
 
 One cause, one notification: a database failover pages once (not once per KPI), an exporter
-down silences its KPIs. The receivers of a copy of the example are pointed at a webhook in this
-test and its timers shortened; the routing tree and the inhibitions are the example's own."""
+down silences its KPIs, a burn-rate page silences the threshold warning of its own series. The
+receivers of a copy of the example are pointed at a webhook in this test and its timers
+shortened; the routing tree and the inhibitions are the example's own."""
 
 from __future__ import annotations
 
@@ -49,6 +50,14 @@ def test_example_is_valid_and_routes_by_severity() -> None:
         == "pager,chat-and-email"
     )
     assert _routes(amtool, "alertname=KpiExporterKpiFailing", "severity=warning") == "chat"
+    # a burn-rate page pages; its ticket and the threshold warning of the same KPI go to chat
+    burn = ["alertname=GenerationSuccessErrorBudgetBurn", "kpi=generation_success_ratio"]
+    assert _routes(amtool, *burn, "severity=critical", "long=1h") == "pager,chat-and-email"
+    assert _routes(amtool, *burn, "severity=warning", "long=3d") == "chat"
+    assert (
+        _routes(amtool, "alertname=LowGenerationSuccessRate", "severity=warning", "type=text")
+        == "chat"
+    )
 
 
 class _Webhook(BaseHTTPRequestHandler):
@@ -202,3 +211,62 @@ def test_exporter_down_silences_its_kpis(
     _until(lambda: len(received) >= 4, "pages sent")
     names = sorted(name for _, group in received for name in group)
     assert names == ["KpiExporterDown", "KpiExporterDown", "PaymentFailures", "PaymentFailures"]
+
+
+def test_a_burn_page_silences_the_warnings_of_its_series(
+    alertmanager: tuple[str, list[tuple[str, list[str]]]],
+) -> None:
+    """The demo's provider outage and slow database: the threshold warning and the burn-rate
+    page of one KPI read the same events, so the page silences the warning of its own series
+    (type, route) and no other; a KPI's page leaves another KPI's warnings alone."""
+    url, received = alertmanager
+    gen = {**JOB, "kpi": "generation_success_ratio"}
+    lat = {"job": JOB["job"], "instance": JOB["instance"], "kpi": "http_request_duration_seconds"}
+    burn = {"severity": "critical", "long": "1h", "short": "5m"}
+    alerts = [
+        {**gen, "alertname": "GenerationSuccessErrorBudgetBurn", **burn, "type": "text"},
+        {**gen, "alertname": "LowGenerationSuccessRate", "severity": "warning", "type": "text"},
+        {**gen, "alertname": "LowGenerationSuccessRate", "severity": "warning", "type": "code"},
+        # the latency burn carries `service`; HighResponseTime aggregates it away
+        {**lat, "service": "demo", "alertname": "HttpRequestDurationLatencyBudgetBurn", **burn,
+         "route": "/api/users"},
+        {**lat, "alertname": "HighResponseTime", "severity": "warning", "route": "/api/users"},
+        {**lat, "alertname": "HighResponseTime", "severity": "warning", "route": "/api/generate"},
+        # another KPI's warning of the same job
+        {**JOB, "alertname": "HighErrorRate", "severity": "warning", "kpi": "errors_total",
+         "component": "api"},
+    ]  # fmt: skip
+    _post(url, alerts)
+
+    def states() -> dict[tuple[str, str], str]:
+        raw = requests.get(f"{url}/api/v2/alerts", timeout=10).json()
+        found = {
+            (a["labels"]["alertname"], a["labels"].get("type") or a["labels"].get("route", "")): (
+                a["status"]["state"]
+            )
+            for a in raw
+        }
+        done = len(raw) == len(alerts) and "unprocessed" not in found.values()
+        return found if done else {}
+
+    assert _until(states, "alerts processed") == {
+        ("GenerationSuccessErrorBudgetBurn", "text"): "active",
+        ("LowGenerationSuccessRate", "text"): "suppressed",
+        ("LowGenerationSuccessRate", "code"): "active",
+        ("HttpRequestDurationLatencyBudgetBurn", "/api/users"): "active",
+        ("HighResponseTime", "/api/users"): "suppressed",
+        ("HighResponseTime", "/api/generate"): "active",
+        ("HighErrorRate", ""): "active",
+    }
+    expected = {
+        ("pager", "GenerationSuccessErrorBudgetBurn"),
+        ("pager", "HttpRequestDurationLatencyBudgetBurn"),
+        ("chat-and-email", "GenerationSuccessErrorBudgetBurn"),
+        ("chat-and-email", "HttpRequestDurationLatencyBudgetBurn"),
+        ("chat", "LowGenerationSuccessRate"),
+        ("chat", "HighResponseTime"),
+        ("chat", "HighErrorRate"),
+    }
+    sent = lambda: {(r, name) for r, group in received for name in group}  # noqa: E731
+    _until(lambda: sent() >= expected, "notifications sent")
+    assert sent() == expected
