@@ -119,12 +119,42 @@ RATES = {
     "errors": 0.6,
     "feature_views": 1.5,
 }
-INCIDENT_EVERY = 900.0  # seconds; the first INCIDENT_LENGTH of each period is an incident
-INCIDENT_LENGTH = 90.0
-# Outages: the first OUTAGE_LENGTH seconds of every OUTAGE_EVERY (epoch-aligned, so each one
-# starts with an incident). What the brief's rate alerts catch; rules/README.md has the sums.
-OUTAGE_EVERY = 6 * 3600.0
-OUTAGE_LENGTH = 720.0
+WEEK = 7 * DAY
+TUESDAY = 5 * DAY  # Tuesday 00:00 UTC into an epoch-aligned week (1970-01-01 was a Thursday)
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """A kind of simulated trouble: `length` seconds from `offset` into every `every` seconds
+    since the epoch, so a backtest knows from the clock alone when each one was."""
+
+    name: str
+    every: float
+    offset: float
+    length: float
+
+    def active(self, at: float) -> bool:
+        return (at - self.offset) % self.every < self.length
+
+    def windows(self, since: float, until: float) -> list[tuple[float, float]]:
+        """(start, end) of each occurrence overlapping [since, until)."""
+        found = []
+        first = math.floor((since - self.offset) / self.every)
+        last = math.ceil((until - self.offset) / self.every)
+        for period in range(first, last + 1):
+            start = period * self.every + self.offset
+            if start + self.length > since and start < until:
+                found.append((start, start + self.length))
+        return found
+
+
+# Incidents: failures, 5xx and slow requests rise for 90 s every 3 hours (00:00, 03:00, ... UTC).
+INCIDENT = Trouble("incident", 3 * 3600.0, 0.0, 90.0)
+# Outages: 12 minutes daily at 12:00 UTC (so each begins with an incident): what the brief's
+# rate alerts catch; rules/README.md has the sums.
+OUTAGE = Trouble("outage", DAY, 12 * 3600.0, 720.0)
+# Every kind of trouble the simulator has; weekly kinds keep Tuesdays (UTC) apart from the rest.
+TROUBLES = (INCIDENT, OUTAGE)
 
 # Failure shares (normal, in an incident) the demo's alerts are tuned on (rules/README.md).
 PAYMENT_FAILURE = (0.0005, 0.4)  # 0.075 failures per 5 minutes normally: "more than 3" is rare
@@ -229,13 +259,13 @@ FEATURES = ("image_editor", "code_assistant", "export_pdf", "team_sharing", "voi
 
 def incident(at: float) -> bool:
     """Whether `at` falls in a simulated incident (failures, 5xx and slow requests rise)."""
-    return at % INCIDENT_EVERY < INCIDENT_LENGTH
+    return INCIDENT.active(at)
 
 
 def outage(at: float) -> bool:
     """Whether `at` falls in a simulated outage (an error storm, webhook retries failing, slow
-    requests); an outage's first INCIDENT_LENGTH seconds are also an incident."""
-    return at % OUTAGE_EVERY < OUTAGE_LENGTH
+    requests); an outage's first 90 s are also an incident."""
+    return OUTAGE.active(at)
 
 
 def _share(shares: tuple[float, float], at: float) -> float:

@@ -4,8 +4,8 @@ The rows are the simulator's own (exporter.demo.insert_events: the same RATES, t
 incident model), written chunk by chunk from the oldest, so ids follow event time as they do
 live. Two things differ from the live simulator: a daily cycle scales every rate (1 at
 PEAK_HOUR UTC, TROUGH_LOAD twelve hours away, a cosine between), and `scale` multiplies it
-for a lighter history. Incidents come at the simulator's fixed times (demo.incident), so
-incident_windows() tells a backtest when each one was.
+for a lighter history. Trouble comes at the simulator's fixed times (demo.TROUBLES), so each
+kind's windows() tell a backtest when it was.
 """
 
 from __future__ import annotations
@@ -32,22 +32,6 @@ def daily_load(at: float) -> float:
     the opposite hour."""
     phase = 2 * math.pi * (at - PEAK_HOUR * 3600) / demo.DAY
     return TROUGH_LOAD + (1 - TROUGH_LOAD) * (1 + math.cos(phase)) / 2
-
-
-def incident_windows(
-    since: float,
-    until: float,
-    every: float = demo.INCIDENT_EVERY,
-    length: float = demo.INCIDENT_LENGTH,
-) -> list[tuple[float, float]]:
-    """The simulator's incidents that overlap [since, until): (start, end) each, from its
-    epoch-aligned schedule (the first `length` seconds of every `every`)."""
-    windows = []
-    for period in range(math.floor(since / every), math.ceil(until / every) + 1):
-        start = period * every
-        if start + length > since and start < until:
-            windows.append((start, start + length))
-    return windows
 
 
 def write_history(

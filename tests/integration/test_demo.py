@@ -22,7 +22,7 @@ DEMO_SPEC = ROOT / "config" / "demo.yaml"
 
 # 50 s into an incident (see demo.incident): the seed's last 300 s hold failed payments,
 # which outside incidents are rare (demo.PAYMENT_FAILURE)
-NOW = 1_699_999_250.0
+NOW = 1_699_995_650.0  # 2023-11-14T21:00:50Z
 
 
 SEED = 20240601

@@ -19,12 +19,32 @@ MIDNIGHT = 1_764_633_600.0  # 2025-12-02T00:00:00Z
 
 
 def test_incident_windows_are_when_the_simulator_has_incidents() -> None:
-    since, until = MIDNIGHT + 60.5, MIDNIGHT + 3 * 3600 + 30
-    windows = demo_history.incident_windows(since, until)
-    # the first one began before `since` (at midnight) and still overlaps it
-    assert windows[0] == (MIDNIGHT, MIDNIGHT + 90) and len(windows) == 13
+    since, until = MIDNIGHT + 60.5, MIDNIGHT + DAY + 30
+    windows = demo.INCIDENT.windows(since, until)
+    # the first one began before `since` (at midnight) and still overlaps it; one every 3 h
+    assert windows[0] == (MIDNIGHT, MIDNIGHT + 90) and len(windows) == 9
+    assert windows[-1] == (MIDNIGHT + DAY, MIDNIGHT + DAY + 90)
     inside = [t for t in range(int(since), int(until)) if any(a <= t < b for a, b in windows)]
     assert inside == [t for t in range(int(since), int(until)) if demo.incident(t)]
+
+
+def test_outage_windows_are_at_noon_utc() -> None:
+    # an outage runs 12:00-12:12 UTC each day; a window that ends inside one still lists it
+    windows = demo.OUTAGE.windows(MIDNIGHT, MIDNIGHT + 2 * DAY + 12 * 3600 + 60)
+    noon = MIDNIGHT + 12 * 3600
+    assert windows == [(noon + d * DAY, noon + d * DAY + 720) for d in range(3)]
+    assert demo.outage(noon) and demo.outage(noon + 719) and not demo.outage(noon + 720)
+    assert not demo.outage(noon - 1) and demo.incident(noon)  # an outage begins with an incident
+
+
+def test_weekly_trouble_falls_on_its_weekday() -> None:
+    # 2025-12-02 was a Tuesday: a weekly kind at TUESDAY + 6 h is active from 06:00 UTC that day
+    weekly = demo.Trouble("weekly", demo.WEEK, demo.TUESDAY + 6 * 3600, 600)
+    assert weekly.windows(MIDNIGHT - 3 * DAY, MIDNIGHT + 3 * DAY) == [
+        (MIDNIGHT + 6 * 3600, MIDNIGHT + 6 * 3600 + 600)
+    ]
+    assert weekly.active(MIDNIGHT + 6 * 3600) and not weekly.active(MIDNIGHT + 6 * 3600 - 1)
+    assert weekly.active(MIDNIGHT + 6 * 3600 + 7 * DAY)
 
 
 def test_daily_load_peaks_at_the_peak_hour_and_bottoms_twelve_hours_later() -> None:
@@ -66,7 +86,7 @@ def check_history(conn: Any, dialect: str) -> None:
     # each hour's load at its middle (the cosine is flat near its peak and trough)
     expected = demo_history.daily_load(peak + 900) / demo_history.daily_load(trough + 900)
     assert day / night == pytest.approx(expected, rel=0.03), (day, night)
-    windows = demo_history.incident_windows(trough, peak + HALF_HOUR)
+    windows = demo.INCIDENT.windows(trough, peak + HALF_HOUR)
     in_incident = " OR ".join("(created_at >= ? AND created_at < ?)" for _ in windows)
     bounds = [t for window in windows for t in window]
     share = {}

@@ -564,7 +564,7 @@ def test_finding7_demo_has_no_duplicate_alert_expressions(tmp_path: Path) -> Non
 
 # --- 9. the simulator's incidents are what the demo's alerts catch ------------------------------
 
-OUTAGE = 1_700_006_400.0  # an outage starts here (a multiple of demo.OUTAGE_EVERY)
+OUTAGE = 1_700_049_600.0  # 2023-11-15T12:00:00Z: an outage (and an incident) starts here
 INCIDENT_ALERTS = ("PaymentFailures", "LowGenerationSuccessRate")
 OUTAGE_ALERTS = ("HighErrorRate", "CriticalErrorRate", "HighQueueFailureRate", "HighResponseTime")
 NEVER = ("GenerationSuccessErrorBudgetBurn", "HttpRequestsTotalNotIncreasing", "KpiExporterDown")
@@ -582,14 +582,15 @@ def _ever(alert: str, eval_time: float, span: float, fired: bool) -> dict[str, A
 
 def test_finding9_demo_alerts_catch_the_simulators_incidents(tmp_path: Path) -> None:
     """Two hours of the simulator's own traffic (seeded), counted by plain SQL at 15 s scrapes:
-    an hour of normal traffic with four 90 s incidents, then an outage (12 minutes, starting
-    with an incident), then three more incidents. Each incident alert fires within 9 minutes of
-    every incident's start and is quiet from then to the next one; each outage alert is quiet
-    through the hour before the outage (incidents included), fires in the outage, and is quiet
-    again 20 minutes after its start. Old simulator and spec: HighResponseTime fired on normal
+    an hour of normal traffic, then an outage (12 minutes, starting with a 90 s incident), then
+    normal traffic again. Each incident alert is quiet through the hour before, fires within 9
+    minutes of the incident's start and is quiet from then to the end; each outage alert is
+    quiet through the hour before the outage, fires in the outage, and is quiet again 20
+    minutes after its start. Old simulator and spec: HighResponseTime fired on normal
     traffic, and HighErrorRate, CriticalErrorRate and HighQueueFailureRate never fired."""
-    assert OUTAGE % demo.OUTAGE_EVERY == 0 and demo.OUTAGE_EVERY % demo.INCIDENT_EVERY == 0
+    assert demo.outage(OUTAGE) and demo.incident(OUTAGE) and not demo.outage(OUTAGE - 1)
     since, until = OUTAGE - 3600 - 420, OUTAGE + 3600
+    assert demo.INCIDENT.windows(since, until) == [(OUTAGE, OUTAGE + 90)]
     buckets = load_spec([DEMO]).spec.kpi("http_request_duration_seconds").buckets
     assert buckets
     conn = demo_traffic.simulate(since, until, seed=13)
@@ -600,10 +601,10 @@ def test_finding9_demo_alerts_catch_the_simulators_incidents(tmp_path: Path) -> 
     )
     outage = OUTAGE - since  # seconds into the test
     checks = []
-    for start in range(420, int(until - since) - 900, 900):  # each incident (the outage's too)
-        for alert in INCIDENT_ALERTS:
-            checks.append(_ever(alert, start + 540, 540, fired=True))
-            checks.append(_ever(alert, start + 900, 360, fired=False))
+    for alert in INCIDENT_ALERTS:
+        checks.append(_ever(alert, outage, 3600, fired=False))
+        checks.append(_ever(alert, outage + 540, 540, fired=True))
+        checks.append(_ever(alert, until - since, until - since - outage - 900, fired=False))
     for alert in OUTAGE_ALERTS:
         checks.append(_ever(alert, outage, 3600, fired=False))
         checks.append(_ever(alert, outage + 1200, 1200, fired=True))
