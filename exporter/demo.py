@@ -300,10 +300,16 @@ def index_statements(ddl: DemoDialect, existing: Sequence[str]) -> list[str]:
 
 
 def seed(conn: Any, dialect: str, now: float, rng: random.Random) -> None:
-    """Insert a realistic history into empty tables: SEED_HISTORY_DAYS of users and sessions, then
-    SEED_EVENT_SECONDS of traffic up to `now`; commits. (demo_history puts days of events
-    between the two.)"""
+    """Insert a realistic history into empty tables: SEED_HISTORY_DAYS of users and sessions,
+    the traffic of the last incident before the recent minutes (a minute either side), then
+    SEED_EVENT_SECONDS of traffic up to `now`; commits. Incidents come every 3 hours: without
+    the last one a new demo shows no failed payment for up to that long. (demo_history puts
+    days of events between the users and the recent minutes instead.)"""
     seed_users(conn, dialect, now, rng)
+    recent = now - SEED_EVENT_SECONDS
+    start, end = INCIDENT.windows(recent - INCIDENT.every - 60, recent - 60)[-1]
+    until = min(end + 60, recent)
+    insert_events(conn, dialect, until, rng, until - (start - 60))
     seed_recent_activity(conn, dialect, now, rng)
 
 

@@ -159,6 +159,26 @@ class TestSeed:
             assert rows == [(pytest.approx(value),)], name
         assert 0 < churned < len(created) and 0.05 < retained < 0.95
 
+    def test_seed_holds_the_last_incident_before_the_recent_minutes(self) -> None:
+        # 5 minutes before 00:02:30 UTC reach back to 23:57:30; the last incident before them
+        # began at 21:00 (incidents: 90 s every 3 h), so 20:59-21:02:30 are seeded too
+        now = 1_700_006_550.0  # 2023-11-15T00:02:30Z
+        conn = sqlite3.connect(":memory:")
+        demo.create_schema(conn, "sqlite")
+        demo.seed(conn, "sqlite", now, random.Random(SEED))
+        incident = 1_699_995_600.0  # 2023-11-14T21:00:00Z
+        rows = conn.execute(
+            "SELECT count(*), sum(status = 'failed') FROM payments WHERE created_at < ?",
+            (now - demo.SEED_EVENT_SECONDS,),
+        ).fetchone()
+        first, last = conn.execute(
+            "SELECT min(created_at), max(created_at) FROM http_requests WHERE created_at < ?",
+            (now - demo.SEED_EVENT_SECONDS,),
+        ).fetchone()
+        assert incident - 60 <= first < incident - 50 and incident + 140 < last <= incident + 150
+        # ~0.5 payments/s over 210 s, 40% failing in the incident's 90 s
+        assert rows[0] > 60 and rows[1] >= 5, rows
+
     def test_same_rng_gives_the_same_database(self) -> None:
         first, second = seeded_sqlite(), seeded_sqlite()
         for table in demo._TABLES:

@@ -6,9 +6,6 @@ test_committed_rules_are_current)."""
 
 from __future__ import annotations
 
-import random
-import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,6 @@ from conftest import ROOT, RunningPrometheus, wait_until
 from support.dashboards import panels_of
 from support.rules import generated_demo_rules
 
-from exporter import demo, demo_history
 from exporter.generation.dashboards.boards import boards
 from exporter.generation.dashboards.records import record_labels
 from exporter.generation.dashboards.rendering import render_board
@@ -67,27 +63,11 @@ class Stack:
     exporter_log: Callable[[], str]
 
 
-def seed_with_last_incident(path: Path) -> None:
-    now = time.time()
-    start, end = demo.INCIDENT.windows(now - demo.INCIDENT.every - 600, now - 600)[-1]
-    rng = random.Random(7)  # nosec B311  # simulated traffic
-    conn = sqlite3.connect(path)
-    try:
-        demo.create_schema(conn, "sqlite")
-        demo.seed_users(conn, "sqlite", now, rng)
-        demo_history.write_history(conn, "sqlite", start - 60, end + 60, rng)
-        demo.seed_recent_activity(conn, "sqlite", now, rng)
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def stack(tmp_path: Path, run_exporter: Any, run_prometheus: Any) -> Iterator[Stack]:
     spec = load_spec([DEMO]).spec
     # Some series (failed payments: 0.05% normally) appear only in the simulator's incidents,
-    # 90 s every 3 hours, which the 5 seeded minutes rarely hold: the database gets the last
-    # incident's traffic too, between the seeded users and the recent minutes.
-    seed_with_last_incident(tmp_path / "demo.db")
+    # 90 s every 3 hours: the demo's seed holds the last one (demo.seed).
     exporter = run_exporter(
         ["-c", str(DEMO), "--simulate"],
         env={
