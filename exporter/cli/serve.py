@@ -237,7 +237,6 @@ def run(
         try:
             return daemon.reload()
         finally:
-            daemon.metrics.invalidate()
             notifier.ready(status())
 
     app = HttpApp(Site(daemon, reload), security, health_no_auth, lifecycle)

@@ -210,6 +210,12 @@ class Daemon:
 
     def reload(self) -> tuple[bool, list[str]]:
         """Re-read the spec files; a bad spec is refused whole and the running one stays."""
+        try:
+            return self._reload()
+        finally:
+            self.metrics.invalidate()  # the next scrape shows the outcome, not a reused render
+
+    def _reload(self) -> tuple[bool, list[str]]:
         with self._reload_lock:
             try:
                 loaded = load_spec(self.configs)

@@ -8,10 +8,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collection.polls import KpiPoll
 from exporter.runtime.daemon import Daemon
+from exporter.serving import selfmetrics
 from exporter.sources.base import Rows, Source
 from exporter.spec.loading import load_spec
 
@@ -70,10 +72,19 @@ def scraped_own_samples(daemon: Daemon) -> list[tuple[str, dict[str, str]]]:
     ]
 
 
+def kpi_series(body: bytes) -> list[bytes]:
+    """The body's KPI lines: the exporter's own and the process' change with every render."""
+    names = (b"kpi_exporter_", b"process_", b"python_")
+    own = names + tuple(b"# HELP " + n for n in names) + tuple(b"# TYPE " + n for n in names)
+    return [line for line in body.splitlines() if not line.startswith(own)]
+
+
 class TestReloadSelfMetrics:
     def test_a_moved_or_removed_kpi_and_a_removed_database_leave_no_series(
-        self, tmp_path: Path
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        # renders are reused for an hour here: the reload itself must drop the one it outdates
+        monkeypatch.setattr(selfmetrics, "RENDER_REUSE", 3600.0)
         dsns = {}
         for name in ("old", "new"):
             sqlite3.connect(tmp_path / f"{name}.db").close()
@@ -94,7 +105,6 @@ class TestReloadSelfMetrics:
 
             spec.write_text(MOVING.format(databases=dsns["new"], database="new", more=""))
             assert daemon.reload() == (True, [])
-            daemon.metrics.invalidate()  # as cli/serve.py's reload does: no reused render
             assert daemon.poll_all_once()
             after = scraped_own_samples(daemon)
             assert [s for s in after if s[1].get("database") == "old"] == []
@@ -160,7 +170,9 @@ class TestRefusedReload:
             assert all(daemon.polls[name] is poll for name, poll in polls.items())
             assert daemon.sources == sources
             assert {job.id: job.trigger for job in daemon.schedule.scheduler.get_jobs()} == jobs
-            assert daemon.publication.body(False, False) == body
+            after = daemon.publication.body(False, False)
+            assert kpi_series(after) == kpi_series(body)
+            assert b"kpi_exporter_config_last_reload_successful 0.0" in after  # at once
             assert own_series(daemon) == series
             assert daemon.poll_all_once()  # the running spec still polls both KPIs
             assert b'moving{service="shop"} 1.0' in daemon.publication.body(False, False)
@@ -197,7 +209,9 @@ class TestRefusedReload:
             ok, errors = daemon.reload()
             assert not ok and "cannot create state_dir" in errors[0]
             assert daemon.polls == polls and daemon.store is None
-            assert daemon.publication.body(False, False) == body
+            after = daemon.publication.body(False, False)
+            assert kpi_series(after) == kpi_series(body)
+            assert b"kpi_exporter_config_last_reload_successful 0.0" in after  # at once
         finally:
             daemon.stop(grace=0)
 
