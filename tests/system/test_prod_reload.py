@@ -169,7 +169,11 @@ def test_200_reloads_leak_nothing_and_keep_counters_monotonic(
     base_connections = _connections(postgres_dsn, role)
     hashes: dict[str, float] = {}
     last: dict[str, float] = {}
+    halfway_threads = 0
     for i in range(RELOADS):
+        if i == RELOADS // 2:
+            time.sleep(3)
+            halfway_threads = _quiet_threads(pid)
         variant = "b" if i % 2 == 0 else "a"
         reload(variant)
         if i % 10 == 0:
@@ -214,10 +218,15 @@ def test_200_reloads_leak_nothing_and_keep_counters_monotonic(
     threads = _quiet_threads(pid)
     connections = _connections(postgres_dsn, role)
     print(
-        f"after {RELOADS} reloads: threads {base_threads} -> {threads}, "
-        f"connections {base_connections} -> {connections}"
+        f"after {RELOADS} reloads: threads {base_threads} -> {halfway_threads} (halfway) -> "
+        f"{threads}, connections {base_connections} -> {connections}"
     )
-    assert threads <= base_threads + 2, f"threads {base_threads} -> {threads}"
+    # The thread pools (scheduler executors, HTTP workers) start threads lazily up to their
+    # bound, more of them on a loaded machine: a leak is growth that goes on, so the second
+    # half of the reloads may add no more than the first could by chance.
+    assert threads <= halfway_threads + 2, (
+        f"threads {base_threads} -> {halfway_threads} -> {threads}"
+    )
     assert connections <= max(base_connections, 2 + 3), (base_connections, connections)
     assert exporter.proc.poll() is None
 
