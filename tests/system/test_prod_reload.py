@@ -221,12 +221,11 @@ def test_200_reloads_leak_nothing_and_keep_counters_monotonic(
         f"after {RELOADS} reloads: threads {base_threads} -> {halfway_threads} (halfway) -> "
         f"{threads}, connections {base_connections} -> {connections}"
     )
-    # The thread pools (scheduler executors, HTTP workers) start threads lazily up to their
-    # bound, more of them on a loaded machine: a leak is growth that goes on, so the second
-    # half of the reloads may add no more than the first could by chance.
-    assert threads <= halfway_threads + 2, (
-        f"threads {base_threads} -> {halfway_threads} -> {threads}"
-    )
+    # The thread pools (scheduler executors, HTTP workers) start idle workers lazily up to
+    # their bound, more of them on a loaded machine (a thread dump of a failing run: 11 -> 13
+    # idle concurrent.futures workers, nothing else): a leak is growth that goes on, so the
+    # second 100 reloads may add at most 3 (a thread per 30 reloads would add more).
+    assert threads <= halfway_threads + 3, (base_threads, halfway_threads, threads)
     assert connections <= max(base_connections, 2 + 3), (base_connections, connections)
     assert exporter.proc.poll() is None
 
