@@ -74,6 +74,7 @@ _INDEXES = (
     ("token_usage_created_at", "token_usage", "created_at"),
     ("queue_jobs_status", "queue_jobs", "status"),
     ("queue_jobs_finished_at_id", "queue_jobs", "finished_at, id"),
+    ("queue_jobs_created_at", "queue_jobs", "created_at"),
     ("http_requests_created_at", "http_requests", "created_at"),
     ("errors_created_at", "errors", "created_at"),
     ("feature_events_created_at", "feature_events", "created_at"),

@@ -321,6 +321,7 @@ class TestDemoDdlOnMySql8:
             "CREATE INDEX generations_created_at ON generations (created_at)",
             "CREATE INDEX token_usage_created_at ON token_usage (created_at)",
             "CREATE INDEX queue_jobs_finished_at_id ON queue_jobs (finished_at, id)",
+            "CREATE INDEX queue_jobs_created_at ON queue_jobs (created_at)",
             "CREATE INDEX http_requests_created_at ON http_requests (created_at)",
             "CREATE INDEX errors_created_at ON errors (created_at)",
             "CREATE INDEX feature_events_created_at ON feature_events (created_at)",
@@ -330,4 +331,4 @@ class TestDemoDdlOnMySql8:
         conn = MySql8Ddl()
         demo.create_schema(conn, "mysql")
         demo.create_schema(conn, "mysql")
-        assert len(conn.indexes) == 11 and len(set(conn.indexes)) == 11
+        assert len(conn.indexes) == 12 and len(set(conn.indexes)) == 12
