@@ -154,8 +154,14 @@ INCIDENT = Trouble("incident", 3 * 3600.0, 0.0, 90.0)
 # Outages: 12 minutes daily at 12:00 UTC (so each begins with an incident): what the brief's
 # rate alerts catch; rules/README.md has the sums.
 OUTAGE = Trouble("outage", DAY, 12 * 3600.0, 720.0)
+# Queue stalls: Tuesdays 06:30-07:30 UTC the images workers' upscaler hangs; the STALL_HANG
+# share of images jobs (those that need it) hang until the stall ends and then run again, so
+# the queue's running jobs climb about 2.4 a minute (rules/README.md: when the forecast fires).
+QUEUE_STALL = Trouble("queue_stall", WEEK, TUESDAY + 6.5 * 3600, 3600.0)
+STALLED_QUEUE = "images"
+STALL_HANG = 0.1
 # Every kind of trouble the simulator has; weekly kinds keep Tuesdays (UTC) apart from the rest.
-TROUBLES = (INCIDENT, OUTAGE)
+TROUBLES = (INCIDENT, OUTAGE, QUEUE_STALL)
 
 # Failure shares (normal, in an incident) the demo's alerts are tuned on (rules/README.md).
 PAYMENT_FAILURE = (0.0005, 0.4)  # 0.075 failures per 5 minutes normally: "more than 3" is rare
@@ -504,7 +510,9 @@ def _queue_jobs(
                 continue
         else:
             started = float(started)
-        finished = max(start, started) + rng.expovariate(1 / queue.run)
+        finished = _job_end(
+            rng, queue, started, max(start, started) + rng.expovariate(1 / queue.run)
+        )
         if finished > now:
             if status == "queued":
                 updates.append(("running", started, None, None, job_id))
@@ -532,7 +540,7 @@ def _queue_jobs(
         if started > now:
             rows.append((queue.name, "queued", at, None, None, None))
             continue
-        finished = started + rng.lognormvariate(math.log(queue.run), 0.8)
+        finished = _job_end(rng, queue, started, started + _run_time(rng, queue))
         if finished > now:
             rows.append((queue.name, "running", at, started, None, None))
             continue
@@ -540,6 +548,22 @@ def _queue_jobs(
         outcome = "failed" if failed else "succeeded"
         rows.append((queue.name, outcome, at, started, finished, finished - started))
     _insert(cur, dialect, "queue_jobs", rows)
+
+
+def _run_time(rng: random.Random, queue: Queue) -> float:
+    return rng.lognormvariate(math.log(queue.run), 0.8)
+
+
+def _job_end(rng: random.Random, queue: Queue, started: float, finished: float) -> float:
+    """When a job started at `started`, due to end at `finished`, ends: in a queue stall the
+    STALL_HANG share of the stalled queue's jobs hang until the stall is over, then run again.
+    A running job's end is drawn anew each tick, so which jobs hang must not be: it is those
+    that started in the first STALL_HANG of a second."""
+    hangs = queue.name == STALLED_QUEUE and started % 1.0 < STALL_HANG
+    if not hangs or not QUEUE_STALL.active(finished):
+        return finished
+    into = (finished - QUEUE_STALL.offset) % QUEUE_STALL.every
+    return finished - into + QUEUE_STALL.length + _run_time(rng, queue)
 
 
 def _job_failure(queue: Queue, finished: float) -> float:

@@ -316,6 +316,34 @@ class TestActivity:
         assert conn.execute("SELECT count(*) FROM http_requests").fetchone()[0] == before
 
 
+class TestQueueStall:
+    # what queue_active_jobs counted before it read the rows' times: the jobs' status now
+    STATUS_COUNT = (
+        "SELECT queue_name, SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) "
+        "FROM queue_jobs GROUP BY queue_name"
+    )
+
+    @pytest.mark.slow  # 80 simulated minutes in 5 s ticks, the query after each
+    def test_running_jobs_climb_in_a_stall_and_live_equal_the_status_count(
+        self, spec: Spec
+    ) -> None:
+        stall, end = demo.QUEUE_STALL.windows(NOW, NOW + demo.WEEK)[0]
+        kpi = spec.kpi("queue_active_jobs")
+        conn = seeded_sqlite(now=stall - 600, ticks=0)
+        rng = random.Random(SEED + 2)
+        images: dict[float, float] = {}
+        for at in range(int(stall - 595), int(end + 600), 5):
+            demo.insert_activity(conn, "sqlite", at, rng, 5.0)
+            live = normalized(run_sqlite(conn, kpi, bind(kpi, at))[1], False)
+            assert live == normalized(conn.execute(self.STATUS_COUNT).fetchall(), False), at
+            assert [q for q, _ in live] == sorted(q.name for q in demo.QUEUES), at
+            images[at - stall] = dict(live)["images"]
+        before = max(v for t, v in images.items() if t < 0)
+        # the stall's hung jobs: 10% of images jobs (0.4 a second) for an hour, about 144
+        assert before < 20 and images[1800] > 40 and images[3595] > 100, (before, images[3595])
+        assert max(v for t, v in images.items() if t >= 3600 + 120) < 20  # released after
+
+
 class TestSimulator:
     def test_creates_seeds_ticks_and_stops(self, tmp_path: Path) -> None:
         path = tmp_path / "nested" / "demo.db"

@@ -4,14 +4,18 @@ daily cycle in the row counts, ids in event-time order, on SQLite and PostgreSQL
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT
 
 from exporter import demo, demo_history
+from exporter.history.backfill import backfill
+from exporter.spec.loading import load_spec
 
 DAY = 86400.0
 HALF_HOUR = 1800.0
@@ -130,3 +134,50 @@ def test_seed_file_fills_a_new_database_once(tmp_path: Path) -> None:
     assert first[0] > 0 and first[1] < time.time() - demo.SEED_EVENT_SECONDS - 0.009 * DAY
     assert not demo_history.seed_file(path, days=0.01)  # it has users: left alone
     assert conn.execute("SELECT count(*), min(created_at) FROM errors").fetchone() == first
+
+
+def test_backfilled_active_jobs_are_the_jobs_running_at_each_step(tmp_path: Path) -> None:
+    """queue_active_jobs replayed over a queue stall equals, at every step, the jobs whose
+    [started_at, finished_at) holds the step, counted over the whole table (the KPI reads
+    only the last 2 h of jobs), every queue at every step."""
+    stall, end = demo.QUEUE_STALL.windows(MIDNIGHT, MIDNIGHT + demo.WEEK)[0]
+    path = tmp_path / "demo.db"
+    conn = sqlite3.connect(path)
+    demo.create_schema(conn, "sqlite")
+    demo_history.write_history(conn, "sqlite", stall - 3600, end + 1800, random.Random(8))
+    dsn = f"sqlite:///{path}"
+    spec = load_spec([ROOT / "config" / "demo.yaml"], env={"KPI_DEMO_DSN": dsn}).spec
+    step = 60.0
+    summary = backfill(
+        spec,
+        since=stall - 1800,
+        until=end + 1800,
+        step=step,
+        only=["queue_active_jobs"],
+        target={"instance": "demo:9091"},
+        output=tmp_path / "out",
+        fmt="openmetrics",
+        reorder=60.0,
+    )
+    assert summary.replayed == ["queue_active_jobs"] and not summary.skipped
+    replayed: dict[float, dict[str, float]] = {}
+    for file in sorted((tmp_path / "out").glob("*.om")):
+        for line in file.read_text().splitlines():
+            if line.startswith("queue_active_jobs{"):
+                labels, value, at = line.rsplit(" ", 2)
+                queue = dict(re.findall(r'(\w+)="([^"]*)"', labels))["queue_name"]
+                replayed.setdefault(float(at), {})[queue] = float(value)
+    queues = [name for (name,) in conn.execute("SELECT DISTINCT queue_name FROM queue_jobs")]
+    expected = {}
+    for index in range(int((end - stall + 3600) // step) + 1):
+        at = stall - 1800 + index * step
+        running = dict.fromkeys(queues, 0.0)
+        for queue, count in conn.execute(
+            "SELECT queue_name, count(*) FROM queue_jobs WHERE started_at <= ? "
+            "AND (finished_at IS NULL OR finished_at > ?) GROUP BY queue_name",
+            (at, at),
+        ):
+            running[queue] = float(count)
+        expected[at] = running
+    assert replayed == expected
+    assert max(expected[end - step]["images"], expected[end - 2 * step]["images"]) > 60
