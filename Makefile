@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast mutation lint lint-imports typecheck security check-generated generate bench soak audit clean system-deps mysql-driver
+.PHONY: run test test-fast mutation lint lint-imports typecheck security generate bench soak audit clean system-deps mysql-driver
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
