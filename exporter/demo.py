@@ -160,8 +160,11 @@ OUTAGE = Trouble("outage", DAY, 12 * 3600.0, 720.0)
 QUEUE_STALL = Trouble("queue_stall", WEEK, TUESDAY + 6.5 * 3600, 3600.0)
 STALLED_QUEUE = "images"
 STALL_HANG = 0.1
+# Login outage: nobody can sign up, sign in or be seen (no new users or sessions, no visits), so
+# active users fall to 0 within 5 minutes; ActiveUsersAnomaly's baseline is Monday, clean.
+LOGIN_OUTAGE = Trouble("login_outage", WEEK, TUESDAY + 17.5 * 3600, 1800.0)
 # Every kind of trouble the simulator has; weekly kinds keep Tuesdays (UTC) apart from the rest.
-TROUBLES = (INCIDENT, OUTAGE, QUEUE_STALL)
+TROUBLES = (INCIDENT, OUTAGE, QUEUE_STALL, LOGIN_OUTAGE)
 
 # Failure shares (normal, in an incident) the demo's alerts are tuned on (rules/README.md).
 PAYMENT_FAILURE = (0.0005, 0.4)  # 0.075 failures per 5 minutes normally: "more than 3" is rare
@@ -328,7 +331,8 @@ def seed_users(conn: Any, dialect: str, now: float, rng: random.Random) -> None:
     if cur.fetchone()[0]:
         raise ValueError("seed() needs an empty database")
     created = sorted(
-        now - SEED_HISTORY_DAYS * DAY * rng.random() ** 1.3 - 60.0 for _ in range(SEED_USERS)
+        _signed_in(now - SEED_HISTORY_DAYS * DAY * rng.random() ** 1.3 - 60.0)
+        for _ in range(SEED_USERS)
     )
     _insert(cur, dialect, "users", [(at,) for at in created])
     cur.execute("SELECT id, created_at FROM users ORDER BY id")
@@ -338,9 +342,10 @@ def seed_users(conn: Any, dialect: str, now: float, rng: random.Random) -> None:
             last = min(since + rng.expovariate(1 / (3 * DAY)), now - 60.0)
         else:
             last = max(since, now - rng.expovariate(1 / (1.5 * DAY)))
-        sessions.append((user_id, _pick(rng, SERVICES), last))
+        sessions.append((user_id, _pick(rng, SERVICES), max(since, _signed_in(last))))
         for _ in range(rng.choice((0, 0, 1, 2))):
-            sessions.append((user_id, _pick(rng, SERVICES), rng.uniform(since, last)))
+            at = _signed_in(rng.uniform(since, last))
+            sessions.append((user_id, _pick(rng, SERVICES), max(since, at)))
     # recent sessions get the highest ids, which is where the simulator touches most
     sessions.sort(key=lambda row: (row[2], row[0]))
     _insert(cur, dialect, "sessions", sessions)
@@ -383,7 +388,7 @@ def insert_events(
 ) -> None:
     """Insert the event rows (payments, generations, jobs, requests, errors, features) of
     `seconds` of traffic ending at `now` at `load` times the normal RATES, then commit. Users
-    and sessions are insert_activity's: the history of demo_history has events only."""
+    and sessions are insert_activity's (demo_history writes them with Visits)."""
     demo_dialect(dialect)
     if seconds <= 0:
         return
@@ -399,13 +404,44 @@ def insert_events(
     conn.commit()
 
 
+def _signed_in(at: float) -> float:
+    """`at`, or when it falls in a login outage the moment before it began (seeded times)."""
+    if not LOGIN_OUTAGE.active(at):
+        return at
+    return at - (at - LOGIN_OUTAGE.offset) % LOGIN_OUTAGE.every - 1.0
+
+
+def _signing_in(at_times: list[float]) -> list[float]:
+    """The arrivals outside login outages: in one nobody signs up, signs in or is seen."""
+    return [at for at in at_times if not LOGIN_OUTAGE.active(at)]
+
+
+RECENT_USERS = 300.0  # a returning user is this many sign-ups back on average
+RECENT_SESSIONS = 150.0  # a touched session is this many sessions back on average (~5 minutes)
+
+
+def _returning_user(rng: random.Random, total_users: int) -> int:
+    """The user id of a returning session among users 1..total_users."""
+    if rng.random() < 0.95:  # mostly recent sign-ups coming back on another device
+        return max(1, total_users - int(rng.expovariate(1 / RECENT_USERS)))
+    return rng.randint(1, total_users)
+
+
+def _touched_session(rng: random.Random, last_session: int) -> int:
+    """The number (1..last_session, in order of creation) of the session a touch sees."""
+    if rng.random() < 0.99:  # mostly the users who are around right now
+        return max(1, last_session - int(rng.expovariate(1 / RECENT_SESSIONS)))
+    return rng.randint(1, last_session)  # now and then someone long gone comes back
+
+
 def _users_and_sessions(
     cur: Any, dialect: str, rng: random.Random, times: Callable[[float], list[float]]
 ) -> None:
-    """New users with their first session, returning users' new sessions, sessions seen."""
+    """New users with their first session, returning users' new sessions, sessions seen (a
+    touch moves its session's last_seen: only the last visit stays)."""
     cur.execute("SELECT COALESCE(max(id), 0) FROM users")
     last_user = int(cur.fetchone()[0])
-    joined = times(RATES["users"])
+    joined = _signing_in(times(RATES["users"]))
     _insert(cur, dialect, "users", [(at,) for at in joined])
     cur.execute(
         _sql(dialect, "SELECT id, created_at FROM users WHERE id > ? ORDER BY id"), (last_user,)
@@ -413,32 +449,102 @@ def _users_and_sessions(
     sessions = [(user_id, _pick(rng, SERVICES), at) for user_id, at in cur.fetchall()]
     total_users = sessions[-1][0] if sessions else last_user
     if total_users:
-        for at in times(RATES["returning_sessions"]):
-            if rng.random() < 0.95:  # mostly recent sign-ups coming back on another device
-                user = max(1, total_users - int(rng.expovariate(1 / 300)))
-            else:
-                user = rng.randint(1, total_users)
-            sessions.append((user, _pick(rng, SERVICES), at))
+        for at in _signing_in(times(RATES["returning_sessions"])):
+            sessions.append((_returning_user(rng, total_users), _pick(rng, SERVICES), at))
     _insert(cur, dialect, "sessions", sessions)
     cur.execute("SELECT COALESCE(max(id), 0) FROM sessions")
     last_session = int(cur.fetchone()[0])
     if not last_session:
         return
-    touches = []
-    for at in times(RATES["session_touches"]):
-        if rng.random() < 0.99:  # mostly the users who are around right now
-            session = last_session - int(rng.expovariate(1 / 150))
-        else:  # now and then someone long gone comes back
-            session = rng.randint(1, last_session)
-        touches.append((at, at, max(1, session)))
-    cur.executemany(
-        _sql(
-            dialect,
-            "UPDATE sessions SET last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END "
-            "WHERE id = ?",
-        ),
-        touches,
-    )
+    touches = [
+        (at, at, _touched_session(rng, last_session))
+        for at in _signing_in(times(RATES["session_touches"]))
+    ]
+    if touches:  # MariaDB's executemany refuses an empty list
+        cur.executemany(
+            _sql(
+                dialect,
+                "UPDATE sessions SET last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen "
+                "END WHERE id = ?",
+            ),
+            touches,
+        )
+
+
+class Visits:
+    """The simulator's sessions for a history, which keeps every visit where the simulator
+    keeps only the last: a session row per visit (last_seen = its time), so the active users
+    of any past instant are in the rows. Users, sessions and touches arrive at the simulator's
+    rates, pick users and sessions as it does (_returning_user, _touched_session, in time
+    order: only users and sessions that exist by then) and stop in login outages.
+
+    Sessions are numbered in creation order, starting with the table's rows (the seed's);
+    settle() appends the last SETTLED sessions with their last visit, the table the simulator
+    would have left, so that its touches go on where the history stops."""
+
+    SETTLED = 2000  # the simulator touches further back than 2000 sessions 1% of the time
+
+    def __init__(self, cur: Any) -> None:
+        cur.execute("SELECT COALESCE(max(id), 0) FROM users")
+        self.users = int(cur.fetchone()[0])
+        cur.execute("SELECT user_id, service, last_seen FROM sessions ORDER BY id")
+        rows = cur.fetchall()
+        self.sessions: list[tuple[int, str]] = [(int(u), str(s)) for u, s, _ in rows]
+        self.seen: list[float] = [float(at) for _, _, at in rows]
+
+    def insert(
+        self,
+        cur: Any,
+        dialect: str,
+        rng: random.Random,
+        now: float,
+        seconds: float,
+        load: float = 1.0,
+    ) -> None:
+        """The users, sessions and visits of `seconds` of traffic ending at `now` at `load`
+        times the normal RATES (no commit)."""
+        times = _arrivals(rng, now - seconds, seconds, load)
+        joined = _signing_in(times(RATES["users"]))
+        _insert(cur, dialect, "users", [(at,) for at in joined])
+        if joined:
+            cur.execute(
+                _sql(dialect, "SELECT id FROM users WHERE id > ? ORDER BY id"), (self.users,)
+            )
+            ids = [int(user_id) for (user_id,) in cur.fetchall()]
+        arrivals = sorted(
+            [(at, 0) for at in joined]
+            + [(at, 1) for at in _signing_in(times(RATES["returning_sessions"]))]
+            + [(at, 2) for at in _signing_in(times(RATES["session_touches"]))]
+        )
+        rows = []
+        joins = iter(ids) if joined else iter(())
+        for at, kind in arrivals:
+            if kind == 2:
+                if not self.sessions:
+                    continue
+                number = _touched_session(rng, len(self.sessions))
+                user, service = self.sessions[number - 1]
+                self.seen[number - 1] = at
+            else:
+                if kind == 0:
+                    self.users = user = next(joins)
+                elif self.users:
+                    user = _returning_user(rng, self.users)
+                else:
+                    continue
+                service = _pick(rng, SERVICES)
+                self.sessions.append((user, service))
+                self.seen.append(at)
+            rows.append((user, service, at))
+        _insert(cur, dialect, "sessions", rows)
+
+    def settle(self, cur: Any, dialect: str) -> None:
+        """Append the last SETTLED sessions, each with its last visit (no instant's count
+        changes: each row repeats a visit)."""
+        first = max(0, len(self.sessions) - self.SETTLED)
+        tail = zip(self.sessions[first:], self.seen[first:], strict=True)
+        rows = [(user, service, at) for (user, service), at in tail]
+        _insert(cur, dialect, "sessions", rows)
 
 
 def _payments(cur: Any, dialect: str, rng: random.Random, at_times: list[float]) -> None:
