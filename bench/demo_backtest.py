@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -32,6 +33,8 @@ import requests
 import yaml
 
 from exporter import demo, demo_history
+from exporter.generation.rules.build import build_rules
+from exporter.spec.loading import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "config" / "demo.yaml"
@@ -105,6 +108,21 @@ def cli(*args: str, env: dict[str, str]) -> str:
 def move_blocks(source: Path, tsdb: Path) -> None:
     for block in source.iterdir():
         shutil.move(str(block), tsdb / block.name)
+
+
+def read_by_rules() -> list[str]:
+    """The demo KPIs whose metrics the generated rules read (a `kpi="..."` matcher does not
+    count), plus those with a freshness SLO (read through the exporter's own series): the
+    session gauges over days of visits cost hundreds of ms a step and no alert reads them."""
+    spec = load_spec([SPEC]).spec
+    rules = build_rules(spec)
+    exprs = " ".join(rule.expr for group in rules.alerts + rules.records for rule in group.rules)
+    return [
+        kpi.name
+        for kpi in spec.kpis
+        if kpi.freshness is not None
+        or re.search(rf"(?<![\w\"|]){kpi.name}(_bucket|_count|_sum)?(?![\w\"|])", exprs)
+    ]
 
 
 def kinds_of(episode: dict[str, Any]) -> list[str]:
@@ -187,8 +205,9 @@ def main() -> int:
     window = ["--since", repr(since), "--until", repr(until), "--step", f"{args.step}s"]
     spec = ["-c", str(SPEC)]
     started = time.monotonic()
-    cli("backfill", *spec, *window, "--label", "instance=demo:9091", "-o", str(work / "blocks"),
-        env=env)  # fmt: skip
+    kpis = [arg for kpi in read_by_rules() for arg in ("--kpi", kpi)]
+    cli("backfill", *spec, *window, *kpis, "--label", "instance=demo:9091",
+        "-o", str(work / "blocks"), env=env)  # fmt: skip
     timed("backfill", started)
     directory = work / "prometheus"
     (directory / "tsdb").mkdir(parents=True, exist_ok=True)
