@@ -97,3 +97,53 @@ def test_a_ratio_is_per_database_only_when_all_its_counters_span_them(tmp_path: 
     assert ratio_level(spec, both) is None  # sum without (instance): one ratio per tenant
     assert ratio_labels(spec, both) == ["job", "database", "service", "plan"]
     assert ratio_level(spec, mixed) == ["job", "service", "plan"]  # databases summed away
+
+
+def test_the_target_panel_follows_the_database_variable(tmp_path: Path) -> None:
+    """A KPI's "vs target" stat judges the databases the dashboard shows, like its other
+    panels: before, it summed every database whatever $database selected."""
+    path, _ = many_databases(tmp_path)
+    text = path.read_text()
+    text = text.replace(
+        "alerts: [{severity: warning, rate: 5m, below: 0.5, for: 10m}]",
+        "alerts: [{severity: warning, rate: 5m, below: 0.5, for: 10m}]\n"
+        "    target: {value: 2, direction: above}",
+    )
+    text = text.replace(
+        "    database: [eu, us]\n    interval: 1m\n    query: SELECT 1 AS value\n",
+        "    database: [eu, us]\n    interval: 1m\n    labels: [status]\n"
+        "    query: SELECT status, 1 AS value FROM orders\n"
+        "    target: {value: 50, direction: below}\n",
+    )
+    text += (
+        "  - {name: checkout_seconds, type: histogram, database: 'tenant_*', interval: 1m,"
+        " cursor: id, buckets: [0.5, 1], target: {value: 1, direction: below},"
+        " query: 'SELECT id, seconds AS value FROM checkouts WHERE id > :cursor"
+        " ORDER BY id LIMIT :batch'}\n"
+    )
+    path.write_text(text)
+    spec = load_spec([path], env={}).spec
+    targets = {
+        panel.key: [t.expr for t in panel.targets]
+        for board in boards(spec)
+        for row in board.rows
+        for panel in row.panels
+        if panel.key.startswith("target/")
+    }
+    assert sorted(targets) == [
+        "target/checkout_seconds",
+        "target/open_orders",
+        "target/signups_total",
+    ]
+    assert targets["target/signups_total"] == [
+        'sum(rate(signups_total{job=~"$job", instance=~"$instance", database=~"$database"}'
+        "[$__rate_interval]))"
+    ]
+    assert targets["target/open_orders"] == [
+        'sum(max by (database) (open_orders{job=~"$job", instance=~"$instance", '
+        'database=~"$database"}))'
+    ]
+    assert targets["target/checkout_seconds"] == [
+        "histogram_quantile(0.95, sum by (le) (rate(checkout_seconds_bucket"
+        '{job=~"$job", instance=~"$instance", database=~"$database"}[$__rate_interval])))'
+    ]

@@ -47,11 +47,14 @@ def rate(metric_selector: str) -> str:
 
 
 def value(spec: Spec, item: Kpi | Ratio) -> str:
-    """The KPI's or ratio's one value (target panels), over the dashboard's $job/$instance.
-    A ratio is read over its own window, the one its alerts judge, so that the gauge turns
-    colour when its alert does."""
-    window = duration(item.window) if isinstance(item, Ratio) else "$__rate_interval"
-    return kpi_value(spec, item, selector(""), window)
+    """The KPI's or ratio's one value (target panels), over the dashboard's $job/$instance
+    and, for a KPI on several databases, $database, as its other panels. A ratio is read over
+    its own window, the one its alerts judge, so that the gauge turns colour when its alert
+    does."""
+    if isinstance(item, Ratio):
+        return kpi_value(spec, item, selector(""), duration(item.window))
+    matchers = selector("", database=database_matcher(spec, item))
+    return kpi_value(spec, item, matchers, "$__rate_interval")
 
 
 def increase_over_range(metric_selector: str) -> str:
