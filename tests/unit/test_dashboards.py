@@ -353,7 +353,8 @@ class TestPanelsByType:
         rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
         assert rows == ["Orders", "SLO: Order success"]
         slo = {p["title"]: p for p in panels_of(board) if p["title"].startswith("Order success ")}
-        assert slo["Order success SLO objective"]["targets"][0]["expr"] == "vector(0.995)"
+        objective = slo["Order success SLO objective"]["targets"][0]["expr"]
+        assert objective == 'label_replace(vector(0.995), "slo", "order_success_ratio", "", "")'
         sli = slo["Order success SLI (4w)"]["targets"][0]["expr"]
         assert sli == '1 - job:order_success:error_ratio_rate4w{job=~"$job"}'
         budget = slo["Order success error budget remaining"]["targets"][0]["expr"]

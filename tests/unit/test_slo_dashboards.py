@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.dashboards import panels_of
+from support.dashboards import panels_of, placed
 from support.slos import SPEC
 
 from exporter.generation.dashboards.boards import boards
@@ -36,10 +36,16 @@ def test_rows_and_queries(board: dict[str, Any]) -> None:
     ]
     panels = {p["title"]: p for p in panels_of(board)}
     exprs = {title: [t["expr"] for t in p["targets"]] for title, p in panels.items()}
-    assert exprs["Open orders freshness SLO objective"] == ["vector(0.99)"]
-    # the board shows a panel once: the latency SLO's objective is the same 0.99
-    assert "Checkout latency SLO objective" not in exprs
-    assert exprs["Checkout freshness SLO objective"] == ["vector(0.999)"]
+    # the same objective, 0.99, told apart by the SLO's name
+    assert exprs["Open orders freshness SLO objective"] == [
+        'label_replace(vector(0.99), "slo", "open_orders-freshness", "", "")'
+    ]
+    assert exprs["Checkout latency SLO objective"] == [
+        'label_replace(vector(0.99), "slo", "checkout_seconds-latency", "", "")'
+    ]
+    assert exprs["Checkout freshness SLO objective"] == [
+        'label_replace(vector(0.999), "slo", "checkout_seconds-freshness", "", "")'
+    ]
     assert exprs["Checkout latency SLI (4w)"] == [
         '1 - job:checkout_seconds_latency:error_ratio_rate4w{job=~"$job"}'
     ]
@@ -73,3 +79,26 @@ def test_panels_read_generated_records(board: dict[str, Any], tmp_path: Path) ->
         for t in p["targets"]
     }
     assert read and read <= recorded, read - recorded
+
+
+def test_each_slo_keeps_its_objective_panel(board: dict[str, Any]) -> None:
+    """Three SLOs of the spec share the objective 0.99 (checkout latency, open orders and
+    tenant orders freshness): each SLO row shows its own objective; before, the first one's
+    `vector(0.99)` counted as a duplicate of the others and they lost theirs."""
+    by_row: dict[str, list[str]] = {}
+    for row, panel in placed(board):
+        if row is not None and row.startswith("SLO: "):
+            by_row.setdefault(row.removeprefix("SLO: "), []).append(panel["title"])
+    assert sorted(by_row) == [
+        "Checkout freshness",
+        "Checkout latency",
+        "Open orders freshness",
+        "Tenant orders freshness",
+    ]
+    for slo, titles in by_row.items():
+        assert len(titles) == 4 and titles[1].startswith(f"{slo} SLI ("), titles
+        assert [titles[0], *titles[2:]] == [
+            f"{slo} SLO objective",
+            f"{slo} error budget remaining",
+            f"{slo} burn rate",
+        ]

@@ -9,6 +9,7 @@ from exporter.generation.dashboards.kpis import display_title
 from exporter.generation.dashboards.model import OK, Panel, Target
 from exporter.generation.dashboards.queries import legend_of, recorded_legend, selector
 from exporter.generation.dashboards.thresholds import Bound, steps_for
+from exporter.generation.promql import quote
 from exporter.generation.rules.freshness import freshness_level, freshness_sli
 from exporter.generation.rules.latency import latency_sli
 from exporter.generation.rules.model import number
@@ -43,7 +44,14 @@ def sli_panels(key: str, title: str, legend: str, good: str, sli: Sli) -> tuple[
             title=f"{title} SLO objective",
             description=f"The objective: {number(sli.objective * 100)}% "
             f"{'good events' if sli.rates else 'of the time good'} over {period}.",
-            targets=(Target(f"vector({objective:g})", "objective"),),
+            # the SLO's name as a label: another SLO's objective of the same value is not
+            # the same query, so the board's duplicate rule (layout.shown_once) keeps both
+            targets=(
+                Target(
+                    f'label_replace(vector({objective:g}), "slo", {quote(key)}, "", "")',
+                    "objective",
+                ),
+            ),
             unit="percentunit",
             width=6,
         ),
