@@ -30,7 +30,7 @@ from exporter.generation.rules.freshness import freshness_level, freshness_sli
 from exporter.generation.rules.latency import latency_sli
 from exporter.generation.rules.model import AlertRule
 from exporter.generation.rules.ratios import ratio_sli
-from exporter.generation.rules.slo import Sli, burn_alerts
+from exporter.generation.rules.slo import SAMPLE_INTERVAL, Sli, burn_alerts
 from exporter.spec.labels import source_labels
 from exporter.spec.model import Kpi, Ratio, Spec
 
@@ -81,9 +81,14 @@ def _end(rules: Sequence[AlertRule], step: float) -> float:
 def event_slo_cases(spec: Spec, sli: Sli, write: Writer, step: float) -> list[TestCase]:
     """Every event failing: silent until the page alert's `for`, then every window fires and
     the budget left is 1 - 1/budget; no event failing: silent, the whole budget left; every
-    event failing at too little traffic (min_events): silent."""
+    event failing at too little traffic (min_events) on a series younger than the long
+    windows: silent."""
     rules = burn_alerts(spec, sli)
     end = _end(rules, step)
+    if sli.min_events > 0:
+        # the guard counts the events of whole SAMPLE_INTERVAL steps: 300 a step at 1 a second
+        counted = SAMPLE_INTERVAL * max(1, math.ceil(sli.min_events / SAMPLE_INTERVAL))
+        end = max(end, _up(counted + max(r.for_ for r in rules), step))
     failing = TestCase()
     labels = write(failing, 1.0, 1.0, 0.0, end)
     first = min(rules, key=lambda r: r.for_)
@@ -97,10 +102,11 @@ def event_slo_cases(spec: Spec, sli: Sli, write: Writer, step: float) -> list[Te
     healthy.exprs.append(_expr_check(end, sli.names.budget, labels, 1.0))
     if sli.min_events <= 0:
         return [failing, healthy]
-    # every event failing, at a rate under min_events in the longest window (which counts a
-    # young series as if it had that rate all along): no window may burn
+    # every event failing, min_events / 2 in the series' whole life, shorter than the 6h, 1d
+    # and 3d windows: no window may burn (its rate times the whole window would read up to
+    # 12x min_events in the 3d one)
     quiet = TestCase()
-    rare = sli.min_events / (2 * max(w.long for w in BURN_WINDOWS))
+    rare = sli.min_events / (2 * end)
     write(quiet, rare, rare, 0.0, end)
     quiet.expect(end, rules[0], [])
     return [failing, healthy, quiet]

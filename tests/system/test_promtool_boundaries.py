@@ -57,6 +57,11 @@ def test_hand_written_boundary_tests_pass(rules: Path) -> None:
 
 Edit = tuple[str, str, int]  # generated text, mutated text, times it occurs in the rule
 
+# the page's minimum-traffic guard, and the form it had before (avg_over_time(...) * window)
+YOUNG_GUARD = "sum_over_time(job:{SLO}:event_sample_rate5m[1h:5m]) * 300 >= 60\n"
+OLD_GUARD = "avg_over_time(job:{SLO}:event_sample_rate5m[1h]) * 3600 >= 60\n"
+LATENCY_SLO, RATIO_SLO = "pack_seconds_latency", "checkout_success"
+
 # (case, rule, edits): bugs a generator could have, each applied by hand to the generated rule
 # files. The "threshold" cases are issue 14's: the operator turned inclusive, the bound
 # halved (in the expression and the wording), the bound halved with the summary unchanged.
@@ -151,6 +156,18 @@ MUTATIONS: list[tuple[str, str, list[Edit]]] = [
         "latency burn: > turned >=",
         "PackLatencyBudgetBurn",
         [("> 0.9\n", ">= 0.9\n", 2)],
+    ),
+    # the minimum-traffic guard as it was: the mean sampled rate times the whole window, which
+    # counts a series younger than the window as if it had had that rate all along
+    (
+        "latency burn: young series' events read over the whole window",
+        "PackLatencyBudgetBurn",
+        [(YOUNG_GUARD.format(SLO=LATENCY_SLO), OLD_GUARD.format(SLO=LATENCY_SLO), 1)],
+    ),
+    (
+        "burn: young series' events read over the whole window",
+        "CheckoutSuccessErrorBudgetBurn",
+        [(YOUNG_GUARD.format(SLO=RATIO_SLO), OLD_GUARD.format(SLO=RATIO_SLO), 1)],
     ),
     # a recording rule, checked by the test's promql_expr_test of it
     ("freshness: < turned <=", "job:shipped_freshness:fresh", [("< bool 300", "<= bool 300", 1)]),

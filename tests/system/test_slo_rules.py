@@ -71,8 +71,8 @@ FRESH = "\n      ) < bool 600\n"
         # the minimum-traffic guard asks for more events than an hour of 1 per second
         (
             "alerts",
-            "event_sample_rate5m[1h]) * 3600 >= 20",
-            "event_sample_rate5m[1h]) * 3600 >= 20000",
+            "event_sample_rate5m[1h:5m]) * 300 >= 20\n",
+            "event_sample_rate5m[1h:5m]) * 300 >= 20000\n",
             "checkout_seconds",
         ),
         # data exactly max_age old counted fresh; another max_age

@@ -83,13 +83,17 @@ class Sli:
         return f"sum_over_time({errors}[{span}]) / sum_over_time({events}[{span}])"
 
     def traffic_guard(self, window: float) -> str | None:
-        """`min_events` events in `window`: the sampled events per second averaged over it,
-        times its length (independent of how often the samples were taken)."""
+        """`min_events` events seen in `window`: the sampled events per second read once every
+        SAMPLE_INTERVAL (a subquery), summed, times SAMPLE_INTERVAL, the sum of the 5m
+        increases. A series younger than the window counts the events it has seen (the mean
+        rate times the whole window counted that rate as if it had run all along); one read a
+        step keeps the sum whatever the samples' interval (promtool evaluates every group at
+        its evaluation_interval)."""
         if self.rates is None or self.min_events <= 0:
             return None
         _, events = self.names.samples(SAMPLE_INTERVAL)
-        span = duration(window)
-        return f"avg_over_time({events}[{span}]) * {number(window)} >= {self.min_events}"
+        steps = f"{events}[{duration(window)}:{duration(SAMPLE_INTERVAL)}]"
+        return f"sum_over_time({steps}) * {number(SAMPLE_INTERVAL)} >= {self.min_events}"
 
 
 def error_budget(slo: Slo) -> str:
