@@ -163,8 +163,14 @@ STALL_HANG = 0.1
 # Login outage: nobody can sign up, sign in or be seen (no new users or sessions, no visits), so
 # active users fall to 0 within 5 minutes; ActiveUsersAnomaly's baseline is Monday, clean.
 LOGIN_OUTAGE = Trouble("login_outage", WEEK, TUESDAY + 17.5 * 3600, 1800.0)
+# The model provider down, Tuesdays 09:30-10:45 UTC: PROVIDER_OUTAGE_FAILURE of generations fail,
+# enough for GenerationSuccessErrorBudgetBurn's 1h/5m page (rules/README.md has the sums).
+PROVIDER_OUTAGE = Trouble("provider_outage", WEEK, TUESDAY + 9.5 * 3600, 75 * 60.0)
+# The database slow, Tuesdays 13:30-14:45 UTC: SLOW_DATABASE_SHARE of the requests of the routes
+# that query it wait SLOW_DATABASE_WAIT more, for HttpRequestDurationLatencyBudgetBurn's page.
+SLOW_DATABASE = Trouble("slow_database", WEEK, TUESDAY + 13.5 * 3600, 75 * 60.0)
 # Every kind of trouble the simulator has; weekly kinds keep Tuesdays (UTC) apart from the rest.
-TROUBLES = (INCIDENT, OUTAGE, QUEUE_STALL, LOGIN_OUTAGE)
+TROUBLES = (INCIDENT, OUTAGE, QUEUE_STALL, PROVIDER_OUTAGE, SLOW_DATABASE, LOGIN_OUTAGE)
 
 # Failure shares (normal, in an incident) the demo's alerts are tuned on (rules/README.md).
 PAYMENT_FAILURE = (0.0005, 0.4)  # 0.075 failures per 5 minutes normally: "more than 3" is rare
@@ -182,6 +188,13 @@ OUTAGE_CRITICAL = 0.1
 OUTAGE_RETRIES = 15
 OUTAGE_JOB_FAILURE = 0.9
 OUTAGE_SLOW_TAIL = 0.25
+# The page needs over 72% failing over 1h and 5m: 95% crosses it in the hour 45 minutes in.
+PROVIDER_OUTAGE_FAILURE = 0.95
+PROVIDER_OUTAGE_ERRORS = (("timeout", 0.7), ("model_error", 0.3))
+# Every slowed request is over the SLO's 2 s: 90% of a database route's requests, where the
+# page needs 67.2% over 1h and 5m.
+SLOW_DATABASE_SHARE = 0.9
+SLOW_DATABASE_WAIT = (2.0, 8.0)  # seconds, uniform
 SEED_HISTORY_DAYS = 60
 SEED_USERS = 5000
 SEED_EVENT_SECONDS = 300.0
@@ -236,21 +249,23 @@ _QUEUE = {q.name: q for q in QUEUES}
 
 @dataclass(frozen=True)
 class Route:
-    """An HTTP route: its share of traffic, median latency (s), success code and service."""
+    """An HTTP route: its share of traffic, median latency (s), success code, service, and
+    whether its requests wait on the database (slowed in SLOW_DATABASE)."""
 
     path: str
     share: float
     median: float
     ok_status: int
     service: str
+    database: bool = False
 
 
 ROUTES = (
-    Route("/api/generate", 0.25, 0.5, 201, "api"),
-    Route("/api/payments", 0.1, 0.25, 201, "billing"),
-    Route("/api/users", 0.2, 0.05, 200, "api"),
-    Route("/api/jobs", 0.15, 0.08, 200, "api"),
-    Route("/dashboard", 0.1, 0.15, 200, "web"),
+    Route("/api/generate", 0.25, 0.5, 201, "api"),  # waits on the model provider
+    Route("/api/payments", 0.1, 0.25, 201, "billing", database=True),
+    Route("/api/users", 0.2, 0.05, 200, "api", database=True),
+    Route("/api/jobs", 0.15, 0.08, 200, "api", database=True),
+    Route("/dashboard", 0.1, 0.15, 200, "web", database=True),
     Route("/health", 0.2, 0.005, 200, "api"),
 )
 CLIENT_ERRORS = ((400, 0.3), (401, 0.25), (404, 0.3), (429, 0.15))
@@ -575,12 +590,15 @@ def _generations(cur: Any, dialect: str, rng: random.Random, at_times: list[floa
     tokens = []
     for at in at_times:
         kind = _pick(rng, GENERATION_TYPES)
-        failed = rng.random() < _share(GENERATION_FAILURE, at)
+        provider_down = PROVIDER_OUTAGE.active(at)
+        share = PROVIDER_OUTAGE_FAILURE if provider_down else _share(GENERATION_FAILURE, at)
+        failed = rng.random() < share
+        errors = PROVIDER_OUTAGE_ERRORS if provider_down else GENERATION_ERRORS
         generations.append(
             (
                 "failure" if failed else "success",
                 kind,
-                _pick(rng, GENERATION_ERRORS) if failed else None,
+                _pick(rng, errors) if failed else None,
                 at,
             )
         )
@@ -687,6 +705,8 @@ def _http_requests(cur: Any, dialect: str, rng: random.Random, at_times: list[fl
         slow = OUTAGE_SLOW_TAIL if outage(at) else _share(SLOW_TAIL, at)
         if rng.random() < slow:  # the slow tail: locks, cold caches
             duration *= rng.uniform(5.0, 20.0)
+        if route.database and SLOW_DATABASE.active(at) and rng.random() < SLOW_DATABASE_SHARE:
+            duration += rng.uniform(*SLOW_DATABASE_WAIT)
         roll = rng.random()
         server_error = _share(SERVER_ERROR, at)
         if roll < server_error:
