@@ -64,7 +64,7 @@ class SelfMetric(StrEnum):
     )
     CURSOR_LAG = (
         "kpi_exporter_cursor_lag_seconds",
-        "Now minus the cursor's timestamp, for timestamp cursors.",
+        "Now minus the newest event time read (cursor KPIs with an event time or a time cursor).",
     )
     ROWS_PROCESSED = ("kpi_exporter_rows_processed_total", "Rows a cursor KPI has applied.")
     STATE_WRITE_ERRORS = (

@@ -149,9 +149,10 @@ def backfill(
         f"blocks in {output}" if fmt == "blocks" else f"{len(summary.files)} file(s) in {output}"
     )
     click.echo(
-        f"backfilled {len(summary.replayed)} KPIs: {summary.samples} samples at {summary.steps}"
-        f" steps from {format_instant(since)} to {format_instant(until)}, {summary.rows} rows"
-        f" read; {where}"
+        f"backfilled {len(summary.replayed)} KPIs: {summary.samples} samples (and"
+        f" {summary.own_samples} of the exporter's own series) at {summary.steps} steps"
+        f" from {format_instant(since)} to {format_instant(until)}, {summary.rows} rows read;"
+        f" {where}"
     )
 
 

@@ -11,6 +11,7 @@ from logging import INFO, WARNING
 from typing import Any
 
 from exporter.collection.binding import bind_params
+from exporter.collection.eventtime import newest_event
 from exporter.collection.recent import RecentPolls
 from exporter.collection.series import ResultError, Shape, render_plain
 from exporter.collection.state import CursorState, StateStore, state_key
@@ -130,6 +131,7 @@ class KpiPoll:
         self._shape: Shape | None = None
         self._cursor: Any = kpi.initial_cursor
         self._tiebreak: Any = 0
+        self._newest: float | None = None  # the newest event time read (KPIs with one)
         self._rows = 0
         self._stored: tuple[CursorState | None] | None = None  # None: not read yet
         self._legacy = False  # the stored state is under the KPI's bare name (older versions)
@@ -297,6 +299,7 @@ class KpiPoll:
                 staged = self._totals.stage(shape, kept, now) if count else {}
             except ResultError as exc:
                 raise PollFailed("result", exc.message, exc.column) from None
+            self._note_newest(shape, kept)
             if kept:
                 cursor = kept[-1][cursor_index]
                 tiebreak = kept[-1][tiebreak_index] if tiebreak_index is not None else 0
@@ -325,14 +328,27 @@ class KpiPoll:
                 return
         self._log(WARNING, "catch_up_incomplete", batches=MAX_BATCHES_PER_POLL)
 
+    def _note_newest(self, shape: Shape, kept: Sequence[tuple[Any, ...]]) -> None:
+        """Keep the newest event time read, for the lag (a result without the event time
+        column leaves it alone: only backfill and verify need that column)."""
+        column = self.kpi.event_time_column
+        if column is None or not kept or column not in shape.index:
+            return
+        newest = newest_event(kept, shape.index[column], column)
+        if newest is not None and (self._newest is None or newest > self._newest):
+            self._newest = newest
+
     def _lag(self, now: float) -> None:
-        cursor = self._cursor
-        lag = self.metrics.cursor_lag
-        if isinstance(cursor, dt.datetime):
-            stamp = cursor if cursor.tzinfo else cursor.replace(tzinfo=dt.UTC)
-            lag.labels(self.kpi.name, self.database).set(max(0.0, now - stamp.timestamp()))
-        elif self.kpi.settle is not None and isinstance(cursor, int | float) and cursor > 0:
-            lag.labels(self.kpi.name, self.database).set(max(0.0, now - float(cursor)))
+        """Now minus the newest event time read (a KPI with `event_time` or a timestamp
+        cursor), else minus the cursor itself when it is a time (a datetime, or epoch seconds
+        with `settle`); nothing before the first row."""
+        cursor, newest = self._cursor, self._newest
+        if newest is None and isinstance(cursor, dt.datetime):
+            newest = (cursor if cursor.tzinfo else cursor.replace(tzinfo=dt.UTC)).timestamp()
+        elif newest is None and self.kpi.settle is not None and isinstance(cursor, int | float):
+            newest = float(cursor) if cursor > 0 else None
+        if newest is not None:
+            self.metrics.cursor_lag.labels(self.kpi.name, self.database).set(max(0.0, now - newest))
 
     # -- outcome -----------------------------------------------------------------------------
 

@@ -1,5 +1,8 @@
 """`kpi-exporter backfill`: the KPIs' history as OpenMetrics, turned into TSDB blocks by promtool.
 
+Beside each KPI's samples go the exporter's own series the freshness rules read
+(exporter.history.selfseries): every step is a successful poll.
+
 The output is cut at promtool's block boundaries (2 h, aligned to the epoch): each window is
 one OpenMetrics file holding every replayed KPI's samples of that window, and promtool turns
 it into one block (it re-reads its whole input once per block window, so one window per file
@@ -20,6 +23,7 @@ from typing import Literal
 
 from exporter.collection.series import ResultError
 from exporter.history.replay import CursorReplay, QueryReplay, StepGrid
+from exporter.history.selfseries import OwnSeries, self_lines
 from exporter.sources.base import QueryError, Source
 from exporter.sources.registry import open_source
 from exporter.spec.fields import parse_duration
@@ -28,6 +32,7 @@ from exporter.spec.params import placeholders
 
 BLOCK_SECONDS = 7200  # promtool's (and Prometheus') default block range
 PROMTOOL_WORKERS = 4
+OWN_LABELS = ("kpi", "database")  # the labels the exporter puts on its per-KPI series
 Format = Literal["blocks", "openmetrics"]
 Replay = CursorReplay | QueryReplay
 Progress = Callable[[int, int, int], None]  # (steps written, steps in all, rows read)
@@ -45,7 +50,8 @@ class Summary:
     skipped: list[str] = field(default_factory=list)  # one line per KPI, saying why
     late: list[str] = field(default_factory=list)  # KPIs with rows beyond the reorder window
     steps: int = 0
-    samples: int = 0
+    samples: int = 0  # the KPIs'
+    own_samples: int = 0  # the exporter's own series' (selfseries)
     rows: int = 0
     files: list[Path] = field(default_factory=list)
 
@@ -88,6 +94,12 @@ def series_labels(spec: Spec, target: dict[str, str]) -> dict[str, str]:
     """The constant labels of every backfilled series: exporter.labels plus the target labels
     Prometheus adds on scraping (job from exporter.job unless given)."""
     labels = {"job": spec.exporter.job, **target}
+    for name in labels:
+        if name in OWN_LABELS:
+            raise BackfillError(
+                f"target label {name!r} is also a label of the exporter's own series: "
+                f"Prometheus would rename theirs exported_{name}"
+            )
     by_database = {  # the database label and databases' labels, by the KPI that gets them
         name: kpi.name
         for kpi in spec.kpis
@@ -130,6 +142,8 @@ def backfill(
     summary = Summary(steps=grid.count)
     sources: dict[str, Source] = {}
     replays: list[Replay] = []
+    owned: list[OwnSeries] = []  # each replay's self-metric series
+    scraped = {"job": spec.exporter.job, **target}  # what Prometheus adds to them
     now = time.time()
     try:
         for kpi in spec.kpis:
@@ -146,14 +160,17 @@ def backfill(
                     )
                 source, metric = sources[database], spec.metric_name(kpi)
                 constant = {**spec.series_labels(kpi, database), **labels}
+                replay: Replay
                 if kpi.cursor is not None:
                     window = 0.0 if kpi.event_time_column == kpi.cursor else reorder
-                    replays.append(CursorReplay(kpi, metric, constant, source, grid, now, window))
+                    replay = CursorReplay(kpi, metric, constant, source, grid, now, window)
                 else:
-                    replays.append(QueryReplay(kpi, metric, constant, source, grid))
+                    replay = QueryReplay(kpi, metric, constant, source, grid)
+                replays.append(replay)
+                owned.append(OwnSeries.of(replay, kpi.name, database, scraped))
             summary.replayed.append(kpi.name)
         if replays:
-            _write_windows(replays, grid, output, promtool, summary, progress)
+            _write_windows(replays, owned, grid, output, promtool, summary, progress)
     finally:
         for source in sources.values():
             source.close()
@@ -170,6 +187,7 @@ def backfill(
 
 def _write_windows(
     replays: list[Replay],
+    owned: list[OwnSeries],
     grid: StepGrid,
     output: Path,
     promtool: str,
@@ -187,7 +205,7 @@ def _write_windows(
             window = int(grid.time(start) // BLOCK_SECONDS) * BLOCK_SECONDS
             end = min(grid.count, grid.index_at(window + BLOCK_SECONDS))  # edge: next window
             path = staging / f"backfill-{window}.om"
-            _write_window(replays, grid, end, path, summary)
+            _write_window(replays, owned, grid, end, path, summary)
             if promtool:
                 converting.append(pool.submit(_create_blocks, promtool, path, output))
                 while len(converting) > 2 * PROMTOOL_WORKERS:  # bounds the files on disk
@@ -204,10 +222,16 @@ def _write_windows(
 
 
 def _write_window(
-    replays: list[Replay], grid: StepGrid, end: int, path: Path, summary: Summary
+    replays: list[Replay],
+    owned: list[OwnSeries],
+    grid: StepGrid,
+    end: int,
+    path: Path,
+    summary: Summary,
 ) -> None:
     """One OpenMetrics file: each KPI's family with its samples up to step `end` (a KPI on
-    several databases has a replay per database, adjacent: one header, then each one's)."""
+    several databases has a replay per database, adjacent: one header, then each one's),
+    then the exporter's own families for the same steps."""
     headed: set[str] = set()
     with path.open("w", encoding="utf-8") as out:
         for replay in replays:
@@ -222,6 +246,9 @@ def _write_window(
                     headed.add(replay.kpi.name)
                 out.writelines(lines)
                 summary.samples += len(lines)
+        own = self_lines(owned)
+        out.writelines(own)
+        summary.own_samples += sum(not line.startswith("#") for line in own)
         out.write("# EOF\n")
 
 

@@ -14,17 +14,17 @@ window out of order) is counted at the next step and reported as late.
 from __future__ import annotations
 
 import bisect
-import datetime as dt
+import heapq
 import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Protocol
 
 from exporter.collection.binding import bind_params
+from exporter.collection.eventtime import event_seconds
 from exporter.collection.polls import complete_rows
-from exporter.collection.series import ResultError, Shape, render_plain
+from exporter.collection.series import Shape, render_plain
 from exporter.collection.totals import LabelKey, SeriesTotal, Totals
 from exporter.serving.exposition import family_header, format_value
 from exporter.sources.base import Source
@@ -90,24 +90,6 @@ def stamp(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
-def event_seconds(value: Any, column: str) -> float:
-    """Epoch seconds from an event time cell: a number, a datetime (naive is UTC) or ISO text."""
-    kind = type(value)
-    if kind is float or kind is int or kind is Decimal:
-        return float(value)
-    if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp()
-    if isinstance(value, str):
-        try:
-            return event_seconds(dt.datetime.fromisoformat(value.strip()), column)
-        except ValueError:
-            pass
-    shown = "NULL" if value is None else f"{kind.__name__} {str(value)[:40]!r}"
-    raise ResultError(f"event_time column {column!r} holds {shown}, not a time", column)
-
-
 class CursorReplay:
     """A cursor counter or histogram replayed from its table; see the module docstring."""
 
@@ -138,6 +120,9 @@ class CursorReplay:
         self.cursor: Any = kpi.initial_cursor
         self.tiebreak: Any = 0
         self.reached = -math.inf  # the event time of the last row read (in cursor order)
+        self.newest: float | None = None  # the newest event time counted so far
+        self._times: list[tuple[int, float]] = []  # heap: (step, newest time of a run placed)
+        self.polled: list[tuple[float, float | None]] = []  # (step time, newest) of lines()
         self.tail_rows = 0
         self.exhausted = False
         self.next_step = 0
@@ -150,10 +135,13 @@ class CursorReplay:
         self.header = family_header(base, kpi.type, kpi.help, True)
 
     def lines(self, end: int) -> list[str]:
-        """Sample lines of the steps from the next one up to (not including) `end`."""
+        """Sample lines of the steps from the next one up to (not including) `end`; `polled`
+        holds each of those steps' time and newest event time."""
         out: list[str] = []
+        self.polled = []
         for index in range(self.next_step, min(end, self.grid.count)):
             self._render(index, self.advance(index), out)
+            self.polled.append((self.grid.time(index), self.newest))
         return out
 
     def advance(self, index: int) -> dict[LabelKey, SeriesTotal]:
@@ -171,6 +159,10 @@ class CursorReplay:
                 lowest.popleft()
             self._add(run)
         self.next_step = index + 1
+        times = self._times
+        while times and times[0][0] <= index:  # the live poll would have read these rows
+            newest = heapq.heappop(times)[1]
+            self.newest = newest if self.newest is None else max(self.newest, newest)
         if not tail or lowest[0] > index:
             return self.clean.series
         due = [row for step, run in tail if step <= index for row in run]
@@ -251,6 +243,7 @@ class CursorReplay:
                 step = written
             if step < last:
                 self._append(step, rows[start:end])
+                heapq.heappush(self._times, (step, max(times[start:end])))
             start = end
 
     def _render(self, index: int, series: dict[LabelKey, SeriesTotal], out: list[str]) -> None:
@@ -298,11 +291,13 @@ class QueryReplay:
         self.rows_read = 0
         self.late_rows = 0
         self.latest_late = 0.0
+        self.polled: list[tuple[float, float | None]] = []  # (step time, None): no event time
         base = metric.removesuffix("_total") if kpi.type == "counter" else metric
         self.header = family_header(base, kpi.type, kpi.help, True)
 
     def lines(self, end: int) -> list[str]:
         out: list[str] = []
+        self.polled = []
         grid = self.grid
         for index in range(self.next_step, min(end, grid.count)):
             at = grid.time(index)
@@ -322,5 +317,6 @@ class QueryReplay:
             for line in snapshot.openmetrics.decode("utf-8").splitlines():
                 if line and not line.startswith("#"):
                     out.append(line + suffix)
+            self.polled.append((at, None))
             self.next_step = index + 1
         return out

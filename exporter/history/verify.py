@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from exporter.collection.eventtime import event_seconds
 from exporter.collection.totals import LabelKey, Totals
-from exporter.history.replay import CursorReplay, Instants, event_seconds
+from exporter.history.replay import CursorReplay, Instants
 from exporter.serving.exposition import format_value
 from exporter.sources.base import Source
 from exporter.sources.registry import open_source
