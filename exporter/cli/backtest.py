@@ -37,6 +37,11 @@ def _share(text: str) -> float:
 )
 @click.option("--until", "until_text", help="End (default now): a duration ago, RFC 3339 or epoch.")
 @click.option("--max-firing", "max_text", help="Exit 1 when an alert fires longer than this share.")
+@click.option(
+    "--require-data",
+    is_flag=True,
+    help="Exit 1 when an alert has no data (no series it reads holds a sample in the window).",
+)
 @click.option("--alert", "only", multiple=True, help="Only this alert; repeat for several.")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
@@ -49,17 +54,19 @@ def backtest(
     since_text: str,
     until_text: str | None,
     max_text: str | None,
+    require_data: bool,
     only: tuple[str, ...],
     fmt: str,
     timeout_text: str,
     ca_file: str | None,
 ) -> None:
     """Evaluate every generated alert over [--since, --until] at its group's interval, honouring
-    `for`; print each alert's episodes, firing time, longest episode and share of the window.
-    Exit 1 when an alert fires longer than --max-firing, 2 when Prometheus cannot be read."""
+    `for`; print each alert's episodes, firing time, longest episode and share of the window,
+    or "no data" when no series it reads holds a sample then. Exit 1 when an alert fires longer
+    than --max-firing (or, with --require-data, has no data), 2 when Prometheus cannot be read."""
     from exporter.generation.report import PrometheusError
     from exporter.history.backfill import parse_instant
-    from exporter.history.backtest import BacktestApi, alerts_of, render
+    from exporter.history.backtest import BacktestApi, alerts_of, over_max_firing, render
     from exporter.history.backtest import backtest as run_backtest
     from exporter.spec.fields import parse_duration
 
@@ -87,5 +94,5 @@ def backtest(
         click.echo(f"backtest: {exc}", err=True)
         sys.exit(2)
     click.echo(render(histories, max_share, fmt), nl=False)
-    over = max_share is not None and any(h.share > max_share for h in histories)
-    sys.exit(1 if over else 0)
+    empty = require_data and any(h.no_data for h in histories)
+    sys.exit(1 if over_max_firing(histories, max_share) or empty else 0)

@@ -6,6 +6,8 @@ set the expr returns at consecutive steps is one run. As in Prometheus' rule man
 turns firing at the first step at least `for` after the run began and stays firing until the
 first step the expr no longer returns it, so a run shorter than `for` never fires. A run
 already going at the window's start is taken to begin there (what came before is unknown).
+An alert none of whose input series holds a sample in the window is reported as "no data"
+(exporter.history.inputs): its zero episodes (or firing `absent`) say nothing.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from exporter.generation.report import PrometheusApi
 from exporter.generation.rules.build import ALERT_INTERVAL, build_rules
 from exporter.generation.rules.model import AlertRule
 from exporter.history.backfill import format_instant
+from exporter.history.inputs import metric_names, probe
 from exporter.spec.model import Spec
 
 MAX_POINTS = 11_000  # Prometheus refuses a query_range of more points per series than this
@@ -30,6 +33,8 @@ class RangeSource(Protocol):
     def range_series(
         self, expr: str, start: float, end: float, step: float
     ) -> list[tuple[dict[str, str], list[float]]]: ...
+
+    def has_samples(self, name: str, since: float, until: float) -> bool: ...
 
 
 class BacktestApi(PrometheusApi):
@@ -48,6 +53,12 @@ class BacktestApi(PrometheusApi):
             (dict(series.get("metric") or {}), [float(t) for t, _ in series.get("values", [])])
             for series in data.get("result") or []
         ]
+
+    def has_samples(self, name: str, since: float, until: float) -> bool:
+        """Whether any series named `name` has a sample in (since, until]."""
+        expr, at = probe(name, since, until)
+        data = self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
+        return bool(data.get("result"))
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,13 @@ class AlertHistory:
     for_: float
     window: float
     episodes: list[Episode]
+    reads: list[str] = field(default_factory=list)  # the metric names its expr selects
+    missing: list[str] = field(default_factory=list)  # those without a sample in the window
+
+    @property
+    def no_data(self) -> bool:
+        """Every series it reads is empty in the window: its episodes say nothing."""
+        return bool(self.reads) and self.missing == self.reads
 
     @property
     def firing(self) -> float:
@@ -118,8 +136,16 @@ def chunks(start: float, end: float, step: float) -> list[tuple[float, float]]:
 
 
 def backtest_alert(
-    prometheus: RangeSource, rule: AlertRule, group: str, step: float, since: float, until: float
+    prometheus: RangeSource,
+    rule: AlertRule,
+    group: str,
+    step: float,
+    since: float,
+    until: float,
+    present: dict[str, bool] | None = None,
 ) -> AlertHistory:
+    """The alert's episodes over [since, until] and which of its inputs are empty there
+    (`present` caches, by metric name, whether it has samples: alerts share inputs)."""
     runs: dict[LabelSet, list[float]] = {}
     for start, end in chunks(since, until, step):
         for labels, times in prometheus.range_series(rule.expr, start, end, step):
@@ -130,7 +156,13 @@ def backtest_alert(
         for episode in firing_episodes(runs[key], step, rule.for_, dict(key))
     ]
     episodes.sort(key=lambda e: (e.start, sorted(e.labels.items())))
-    return AlertHistory(rule.alert, group, step, rule.for_, until - since, episodes)
+    known = {} if present is None else present
+    reads = metric_names(rule.expr)
+    for name in reads:
+        if name not in known:
+            known[name] = prometheus.has_samples(name, since, until)
+    missing = [name for name in reads if not known[name]]
+    return AlertHistory(rule.alert, group, step, rule.for_, until - since, episodes, reads, missing)
 
 
 def alerts_of(spec: Spec, only: Sequence[str] = ()) -> list[tuple[AlertRule, str, float]]:
@@ -146,10 +178,18 @@ def alerts_of(spec: Spec, only: Sequence[str] = ()) -> list[tuple[AlertRule, str
 def backtest(
     spec: Spec, prometheus: RangeSource, since: float, until: float, only: Sequence[str] = ()
 ) -> list[AlertHistory]:
+    present: dict[str, bool] = {}
     return [
-        backtest_alert(prometheus, rule, group, step, since, until)
+        backtest_alert(prometheus, rule, group, step, since, until, present)
         for rule, group, step in alerts_of(spec, only)
     ]
+
+
+def over_max_firing(histories: Sequence[AlertHistory], max_share: float | None) -> list[str]:
+    """The alerts (with data) that fire longer than `max_share` of the window."""
+    if max_share is None:
+        return []
+    return [h.alert for h in histories if not h.no_data and h.share > max_share]
 
 
 def _hours(seconds: float) -> str:
@@ -159,8 +199,9 @@ def _hours(seconds: float) -> str:
 
 
 def render(histories: Sequence[AlertHistory], max_share: float | None, fmt: str) -> str:
-    """The report as a table (one line per alert, then its episodes) or as JSON."""
-    over = [h.alert for h in histories if max_share is not None and h.share > max_share]
+    """The report as a table (one line per alert, then its episodes) or as JSON. An alert
+    without data is marked so, never judged against --max-firing."""
+    over = over_max_firing(histories, max_share)
     if fmt == "json":
         return (
             json.dumps(
@@ -172,11 +213,13 @@ def render(histories: Sequence[AlertHistory], max_share: float | None, fmt: str)
                             "firing_seconds": h.firing,
                             "longest_seconds": h.longest,
                             "share": h.share,
+                            "no_data": h.no_data,
                             "episodes": [{**asdict(e), "seconds": e.seconds} for e in h.episodes],
                         }
                         for h in histories
                     ],
                     "over_max_firing": over,
+                    "no_data": sorted({h.alert for h in histories if h.no_data}),
                 },
                 indent=2,
             )
@@ -184,6 +227,9 @@ def render(histories: Sequence[AlertHistory], max_share: float | None, fmt: str)
         )
     lines = [f"{'ALERT':<40} {'EPISODES':>8} {'FIRING':>9} {'LONGEST':>9} {'SHARE':>8}"]
     for h in histories:
+        if h.no_data:
+            lines.append(f"{h.alert:<40} {'no data':>8}  (no sample of {', '.join(h.missing)})")
+            continue
         mark = "  over --max-firing" if h.alert in over else ""
         lines.append(
             f"{h.alert:<40} {len(h.episodes):>8} {_hours(h.firing):>9} {_hours(h.longest):>9}"

@@ -111,6 +111,25 @@ def test_backtest_finds_the_two_hand_placed_episodes(tmp_path: Path, run_prometh
     assert abs(flood["share"] - firing / (HOURS * 3600)) < 1e-9
     # The health alerts stay quiet: `up` is 1 throughout and no self-metric says otherwise.
     assert {name: a["episodes"] for name, a in report.items() if a["episodes"]} == {}
+    # The history holds orders_total and up only: the alerts on the exporter's other series
+    # have no data (not "0 episodes"); those on up or orders_total have.
+    assert flood["no_data"] is False
+    no_data = {name for name, a in report.items() if a["no_data"]}
+    assert no_data == {
+        "KpiExporterKpiFailing",  # kpi_exporter_kpi_up
+        "KpiExporterKpiStale",  # kpi_exporter_last_success_timestamp_seconds
+        "KpiExporterDatabaseDown",  # kpi_exporter_database_up
+        "KpiExporterReloadFailed",  # kpi_exporter_config_last_reload_successful
+    }
+    assert {"KpiExporterAbsent", "KpiExporterDown"} <= set(report) - no_data  # up
+    assert sorted(json.loads(done.stdout)["no_data"]) == sorted(no_data)
+    marked = backtest(spec, prometheus.url, start, "--alert", "KpiExporterDatabaseDown")
+    assert marked.returncode == 0, marked.stdout + marked.stderr
+    assert "no data  (no sample of kpi_exporter_database_up)" in marked.stdout
+    assert backtest(spec, prometheus.url, start, "--require-data").returncode == 1
+    assert (
+        backtest(spec, prometheus.url, start, "--require-data", "--alert", "OrderFlood")
+    ).returncode == 0
 
     share = 100 * firing / (HOURS * 3600)  # about 20.8 %
     table = backtest(spec, prometheus.url, start, "--max-firing", f"{share - 1:.1f}%")
