@@ -160,6 +160,9 @@ OUTAGE = Trouble("outage", DAY, 12 * 3600.0, 720.0)
 QUEUE_STALL = Trouble("queue_stall", WEEK, TUESDAY + 6.5 * 3600, 3600.0)
 STALLED_QUEUE = "images"
 STALL_HANG = 0.1
+# Payments halt: the payment gateway is down for 20 minutes every Tuesday from 11:00 UTC and
+# no payment row is written, so revenue goes stale (RevenueUsdFreshnessBudgetBurn).
+PAYMENTS_HALT = Trouble("payments_halt", WEEK, TUESDAY + 11 * 3600.0, 1200.0)
 # Login outage: nobody can sign up, sign in or be seen (no new users or sessions, no visits), so
 # active users fall to 0 within 5 minutes; ActiveUsersAnomaly's baseline is Monday, clean.
 LOGIN_OUTAGE = Trouble("login_outage", WEEK, TUESDAY + 17.5 * 3600, 1800.0)
@@ -170,7 +173,7 @@ PROVIDER_OUTAGE = Trouble("provider_outage", WEEK, TUESDAY + 9.5 * 3600, 75 * 60
 # that query it wait SLOW_DATABASE_WAIT more, for HttpRequestDurationLatencyBudgetBurn's page.
 SLOW_DATABASE = Trouble("slow_database", WEEK, TUESDAY + 13.5 * 3600, 75 * 60.0)
 # Every kind of trouble the simulator has; weekly kinds keep Tuesdays (UTC) apart from the rest.
-TROUBLES = (INCIDENT, OUTAGE, QUEUE_STALL, PROVIDER_OUTAGE, SLOW_DATABASE, LOGIN_OUTAGE)
+TROUBLES = (INCIDENT, OUTAGE, QUEUE_STALL, PROVIDER_OUTAGE, PAYMENTS_HALT, SLOW_DATABASE, LOGIN_OUTAGE)
 
 # Failure shares (normal, in an incident) the demo's alerts are tuned on (rules/README.md).
 PAYMENT_FAILURE = (0.0005, 0.4)  # 0.075 failures per 5 minutes normally: "more than 3" is rare
@@ -570,18 +573,19 @@ def _payments(cur: Any, dialect: str, rng: random.Random, at_times: list[float])
         plan = _pick(rng, PLAN_WEIGHTS)
         currency = _pick(rng, CURRENCY_WEIGHTS)
         failed = rng.random() < _share(PAYMENT_FAILURE, at)
-        rows.append(
-            (
-                rng.randint(1, max(1, users)),
-                "failed" if failed else "succeeded",
-                _pick(rng, PAYMENT_METHODS),
-                plan,
-                currency,
-                round(PLANS[plan] * CURRENCIES[currency], 2),
-                _pick(rng, PAYMENT_ERRORS) if failed else None,
-                at,
-            )
+        row = (
+            rng.randint(1, max(1, users)),
+            "failed" if failed else "succeeded",
+            _pick(rng, PAYMENT_METHODS),
+            plan,
+            currency,
+            round(PLANS[plan] * CURRENCIES[currency], 2),
+            _pick(rng, PAYMENT_ERRORS) if failed else None,
+            at,
         )
+        # drawn all the same, so the other tables' rows do not change with the calendar
+        if not PAYMENTS_HALT.active(at):
+            rows.append(row)
     _insert(cur, dialect, "payments", rows)
 
 

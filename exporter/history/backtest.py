@@ -219,7 +219,7 @@ def render(histories: Sequence[AlertHistory], max_share: float | None, fmt: str)
                         for h in histories
                     ],
                     "over_max_firing": over,
-                    "no_data": sorted({h.alert for h in histories if h.no_data}),
+                    "no_data": sorted({h.alert for h in histories if h.no_data}),  # any rule
                 },
                 indent=2,
             )

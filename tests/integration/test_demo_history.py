@@ -51,6 +51,27 @@ def test_weekly_trouble_falls_on_its_weekday() -> None:
     assert weekly.active(MIDNIGHT + 6 * 3600 + 7 * DAY)
 
 
+def test_payments_halt_writes_no_payment_for_its_20_minutes_and_leaves_the_rest() -> None:
+    """Tuesday 11:00-11:20 UTC (2025-12-02 was a Tuesday): no payment row, while the other
+    tables fill as on any other day; the minutes around it have payments."""
+    halt = MIDNIGHT + 11 * 3600
+    assert demo.PAYMENTS_HALT.windows(MIDNIGHT, MIDNIGHT + DAY) == [(halt, halt + 1200)]
+    conn = sqlite3.connect(":memory:")
+    demo.create_schema(conn, "sqlite")
+    demo.seed_users(conn, "sqlite", halt - 600, random.Random(4))
+    demo_history.write_history(conn, "sqlite", halt - 600, halt + 1800, random.Random(5))
+
+    def count(table: str, since: float, until: float) -> int:
+        query = f"SELECT count(*) FROM {table} WHERE created_at >= ? AND created_at < ?"  # nosec
+        return int(conn.execute(query, (since, until)).fetchone()[0])
+
+    assert count("payments", halt, halt + 1200) == 0
+    # 0.475 payments/s at 11:00 (daily load 0.95): about 285 in each 10 minutes around it
+    assert count("payments", halt - 600, halt) > 200
+    assert count("payments", halt + 1200, halt + 1800) > 200
+    assert count("generations", halt, halt + 1200) > 1500  # 2/s: ~2,280 in the 20 minutes
+
+
 def test_daily_load_peaks_at_the_peak_hour_and_bottoms_twelve_hours_later() -> None:
     assert demo_history.daily_load(MIDNIGHT + 15 * 3600) == pytest.approx(1.0)
     assert demo_history.daily_load(MIDNIGHT + 3 * 3600) == pytest.approx(demo_history.TROUGH_LOAD)
