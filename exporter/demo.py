@@ -173,7 +173,15 @@ PROVIDER_OUTAGE = Trouble("provider_outage", WEEK, TUESDAY + 9.5 * 3600, 75 * 60
 # that query it wait SLOW_DATABASE_WAIT more, for HttpRequestDurationLatencyBudgetBurn's page.
 SLOW_DATABASE = Trouble("slow_database", WEEK, TUESDAY + 13.5 * 3600, 75 * 60.0)
 # Every kind of trouble the simulator has; weekly kinds keep Tuesdays (UTC) apart from the rest.
-TROUBLES = (INCIDENT, OUTAGE, QUEUE_STALL, PROVIDER_OUTAGE, PAYMENTS_HALT, SLOW_DATABASE, LOGIN_OUTAGE)
+TROUBLES = (
+    INCIDENT,
+    OUTAGE,
+    QUEUE_STALL,
+    PROVIDER_OUTAGE,
+    PAYMENTS_HALT,
+    SLOW_DATABASE,
+    LOGIN_OUTAGE,
+)
 
 # Failure shares (normal, in an incident) the demo's alerts are tuned on (rules/README.md).
 PAYMENT_FAILURE = (0.0005, 0.4)  # 0.075 failures per 5 minutes normally: "more than 3" is rare
