@@ -14,6 +14,7 @@ from exporter.generation.rules.health import health_rules
 from exporter.generation.rules.thresholds import threshold_alert
 from exporter.spec.labels import ratio_labels, ratio_level
 from exporter.spec.loading import load_spec
+from exporter.spec.model import Spec
 
 
 def test_thresholds_judge_the_sum_over_databases(tmp_path: Path) -> None:
@@ -80,7 +81,20 @@ def test_no_database_variable_without_a_kpi_on_several() -> None:
         assert "database" not in names
 
 
-def test_a_ratio_is_per_database_only_when_all_its_counters_span_them(tmp_path: Path) -> None:
+def panel_exprs(spec: Spec, prefix: str) -> dict[str, list[str]]:
+    """Each panel's target expressions, by key, for the panels whose key starts with prefix."""
+    return {
+        panel.key: [t.expr for t in panel.targets]
+        for board in boards(spec)
+        for row in board.rows
+        for panel in row.panels
+        if panel.key.startswith(prefix)
+    }
+
+
+def with_ratios(tmp_path: Path) -> Spec:
+    """The many-databases spec plus two ratios: paid_share of counters that both span the
+    tenants, app_paid_share of a spanning counter over one on the app database."""
     path, _ = many_databases(tmp_path)
     counters = (
         "  - {name: paid_total, type: counter, database: 'tenant_*', interval: 1m,"
@@ -92,7 +106,11 @@ def test_a_ratio_is_per_database_only_when_all_its_counters_span_them(tmp_path: 
         "  - {name: app_paid_share, good: paid_total, total: [app_signups_total]}\n"
     )
     path.write_text(path.read_text() + counters)
-    spec = load_spec([path], env={}).spec
+    return load_spec([path], env={}).spec
+
+
+def test_a_ratio_is_per_database_only_when_all_its_counters_span_them(tmp_path: Path) -> None:
+    spec = with_ratios(tmp_path)
     both, mixed = spec.ratios
     assert ratio_level(spec, both) is None  # sum without (instance): one ratio per tenant
     assert ratio_labels(spec, both) == ["job", "database", "service", "plan"]
@@ -123,13 +141,7 @@ def test_the_target_panel_follows_the_database_variable(tmp_path: Path) -> None:
     )
     path.write_text(text)
     spec = load_spec([path], env={}).spec
-    targets = {
-        panel.key: [t.expr for t in panel.targets]
-        for board in boards(spec)
-        for row in board.rows
-        for panel in row.panels
-        if panel.key.startswith("target/")
-    }
+    targets = panel_exprs(spec, "target/")
     assert sorted(targets) == [
         "target/checkout_seconds",
         "target/open_orders",
@@ -147,3 +159,21 @@ def test_the_target_panel_follows_the_database_variable(tmp_path: Path) -> None:
         "histogram_quantile(0.95, sum by (le) (rate(checkout_seconds_bucket"
         '{job=~"$job", instance=~"$instance", database=~"$database"}[$__rate_interval])))'
     ]
+
+
+def test_a_per_database_ratio_follows_the_database_variable(tmp_path: Path) -> None:
+    """A ratio recorded per database (all its counters span them) filters by $database in its
+    gauge and trend, like its counters' panels; one summed over databases does not. Before,
+    both summed every database whatever the variable selected."""
+    spec = with_ratios(tmp_path)
+    exprs = panel_exprs(spec, "ratio/")
+    matchers = '{job=~"$job", instance=~"$instance", database=~"$database"}'
+    assert exprs["ratio/paid_share/value"] == [
+        f"(sum(rate(paid_total{matchers}[5m])) or vector(0)) / "
+        f"(sum(rate(signups_total{matchers}[5m])) or vector(0))"
+    ]
+    assert exprs["ratio/paid_share/trend"] == [
+        'job:paid_share:ratio_rate5m{job=~"$job", database=~"$database"}'
+    ]
+    assert all("$database" not in e for e in exprs["ratio/app_paid_share/trend"])
+    assert all("$database" not in e for e in exprs["ratio/app_paid_share/value"])

@@ -34,6 +34,13 @@ def database_matcher(spec: Spec, kpi: Kpi) -> str | None:
     return spec.exporter.database_label if kpi.spans_databases else None
 
 
+def ratio_database_matcher(spec: Spec, ratio: Ratio) -> str | None:
+    """The label a ratio's panels filter by $database: the database label when its recorded
+    series keep it (all its counters span databases: one ratio per database), else none."""
+    label = spec.exporter.database_label
+    return label if label in ratio_labels(spec, ratio) else None
+
+
 def by_clause(labels: Sequence[str]) -> str:
     return f" by ({', '.join(labels)}) " if labels else ""
 
@@ -52,7 +59,8 @@ def value(spec: Spec, item: Kpi | Ratio) -> str:
     its own window, the one its alerts judge, so that the gauge turns colour when its alert
     does."""
     if isinstance(item, Ratio):
-        return kpi_value(spec, item, selector(""), duration(item.window))
+        matchers = selector("", database=ratio_database_matcher(spec, item))
+        return kpi_value(spec, item, matchers, duration(item.window))
     matchers = selector("", database=database_matcher(spec, item))
     return kpi_value(spec, item, matchers, "$__rate_interval")
 

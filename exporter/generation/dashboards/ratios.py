@@ -12,7 +12,12 @@ from exporter.generation.dashboards.kpis import (
     target_panel,
 )
 from exporter.generation.dashboards.model import GRID_WIDTH, Panel, Target
-from exporter.generation.dashboards.queries import recorded_legend, selector, value
+from exporter.generation.dashboards.queries import (
+    ratio_database_matcher,
+    recorded_legend,
+    selector,
+    value,
+)
 from exporter.generation.dashboards.thresholds import bounds_for, describe_bounds, steps_for
 from exporter.spec.model import Ratio, Spec
 
@@ -26,7 +31,8 @@ def ratio_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
     total = " + ".join(ratio.total)
     help_text = help_or(ratio.help, f"{ratio.good} / ({total}).")
     overall = value(spec, ratio)
-    recorded = selector(ratio.record_name, instance=False)
+    database = ratio_database_matcher(spec, ratio)
+    recorded = selector(ratio.record_name, instance=False, database=database)
     legend = recorded_legend(spec, ratio)
     kind = ratio.panel or "gauge"
     headline = headline_kind(kind)
