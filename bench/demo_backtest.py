@@ -7,8 +7,11 @@ Writes `--days` of history (exporter.demo_history, into SQLite) ending now, back
 loads the blocks into a real Prometheus and runs `backtest` over all but the first 20
 minutes. Prints, per alert, its episodes, hours firing, share of the window, the kinds of
 trouble (demo.TROUBLES) its episodes fall in and how many fall in none, then the time each
-stage took. The calendar repeats weekly, so 7 days hold every kind; the 60-day column
-multiplies by 60 / days. Not part of `make bench`: results are recorded in bench/README.md.
+stage took. The calendar repeats weekly, so 7 days hold every kind; the 60-day column weighs
+each episode by how often its rarest kind of trouble comes in 60 days; an alert whose inputs
+have no sample (the exporter's health) shows "no data". The work directory keeps
+backtest.json and window.json. Not part of `make bench`: results are recorded in
+bench/README.md.
 Every process it starts is bound to 127.0.0.1 on a free port and stopped by its PID.
 """
 
@@ -148,14 +151,20 @@ def weight(episode: dict[str, Any], since: float, until: float) -> float:
 
 def table(report: dict[str, Any], since: float, until: float) -> str:
     merged: dict[str, list[dict[str, Any]]] = {}
+    with_data: set[str] = set()  # alerts with a rule whose inputs have samples
     for alert in report["alerts"]:
         merged.setdefault(alert["alert"], []).extend(alert["episodes"])
+        if not alert["no_data"]:
+            with_data.add(alert["alert"])
     lines = [
         "| alert | episodes | hours firing | share | in trouble (episodes by kind) "
         "| outside trouble | 60 days, projected (episodes, hours) |",
         "|---|---|---|---|---|---|---|",
     ]
     for alert in sorted(merged):
+        if alert not in with_data:  # the exporter's health: no `up` or KPI-up history here
+            lines.append(f"| {alert} | no data | | | | | |")
+            continue
         episodes = merged[alert]
         firing = sum(e["seconds"] for e in episodes)
         by_kind: dict[str, int] = {}
@@ -225,6 +234,8 @@ def main() -> int:
                   "--until", repr(until), "--format", "json", env=env)  # fmt: skip
     timed("backtest", started)
     (work / "backtest.json").write_text(out)
+    # the backtested window, so the table can be drawn again from backtest.json
+    (work / "window.json").write_text(json.dumps({"since": since + WARMUP, "until": until}))
     report = json.loads(out)
     hours = (until - since - WARMUP) / 3600
     print(f"\n{args.days:g} days of demo history, backtested {hours:.1f} h at {args.step} s"
