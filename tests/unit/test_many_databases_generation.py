@@ -177,3 +177,41 @@ def test_a_per_database_ratio_follows_the_database_variable(tmp_path: Path) -> N
     ]
     assert all("$database" not in e for e in exprs["ratio/app_paid_share/trend"])
     assert all("$database" not in e for e in exprs["ratio/app_paid_share/value"])
+
+
+def test_slo_panels_of_a_kpi_or_ratio_on_several_databases_follow_the_variable(
+    tmp_path: Path,
+) -> None:
+    """The SLO rows of a per-database ratio, a histogram and a freshness SLO on several
+    databases filter their recorded series by $database (freshness by the self-metrics'
+    `database` label); before, each summed every database whatever the variable selected."""
+    with_ratios(tmp_path)  # writes many.yaml with the ratios
+    path = tmp_path / "many.yaml"
+    text = path.read_text().replace(
+        "  - {name: paid_share, good: paid_total, total: [signups_total]}\n",
+        "  - {name: paid_share, good: paid_total, total: [signups_total],"
+        " slo: {objective: 99, period: 30d}}\n",
+    )
+    text = text.replace(
+        "kpis:\n",
+        "kpis:\n"
+        "  - {name: checkout_seconds, type: histogram, database: 'tenant_*', interval: 1m,"
+        " cursor: id, buckets: [0.5, 1], slo: {objective: 0.95, latency: 1s, window: 28d},"
+        " freshness: {max_age: 5m, objective: 0.999},"
+        " query: 'SELECT id, seconds AS value FROM checkouts WHERE id > :cursor"
+        " ORDER BY id LIMIT :batch'}\n",
+    )
+    path.write_text(text)
+    spec = load_spec([path], env={}).spec
+    exprs = panel_exprs(spec, "slo/")
+    assert sorted({key.rsplit("/", 1)[0] for key in exprs}) == [
+        "slo/checkout_seconds-freshness",
+        "slo/checkout_seconds-latency",
+        "slo/paid_share",
+    ]
+    assert exprs["slo/paid_share/budget"] == [
+        'job:paid_share:error_budget_remaining{job=~"$job", database=~"$database"}'
+    ]
+    read = [e for key, es in exprs.items() if not key.endswith("/objective") for e in es]
+    assert len(read) == 12  # SLI, budget and two page windows of burn, for each of three
+    assert all('database=~"$database"' in e for e in read), read

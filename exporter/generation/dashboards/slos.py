@@ -7,7 +7,13 @@ from __future__ import annotations
 from exporter.conventions import BURN_WINDOWS, format_duration
 from exporter.generation.dashboards.kpis import display_title
 from exporter.generation.dashboards.model import OK, Panel, Target
-from exporter.generation.dashboards.queries import legend_of, recorded_legend, selector
+from exporter.generation.dashboards.queries import (
+    database_matcher,
+    legend_of,
+    ratio_database_matcher,
+    recorded_legend,
+    selector,
+)
 from exporter.generation.dashboards.thresholds import Bound, steps_for
 from exporter.generation.promql import quote
 from exporter.generation.rules.freshness import freshness_level, freshness_sli
@@ -18,21 +24,24 @@ from exporter.generation.rules.slo import Sli
 from exporter.spec.model import Kpi, Ratio, Spec
 
 
-def sli_panels(key: str, title: str, legend: str, good: str, sli: Sli) -> tuple[Panel, ...]:
-    """Four panels of one SLO; `good` says what the SLI counts ("good events / all events").
+def sli_panels(
+    key: str, title: str, legend: str, good: str, sli: Sli, database: str | None = None
+) -> tuple[Panel, ...]:
+    """Four panels of one SLO; `good` says what the SLI counts ("good events / all events");
+    `database` names the label its records keep per database, which $database then filters.
     Long only by its Panel literals, one per panel shown."""
     objective = float(sli.objective)
     period = format_duration(sli.period)
     budget = sli.budget
     names = sli.names
-    error_ratio = selector(names.error_ratio(sli.period), instance=False)
+    error_ratio = selector(names.error_ratio(sli.period), instance=False, database=database)
     critical = [w for w in BURN_WINDOWS if w.severity == "critical"]
     warning = [w for w in BURN_WINDOWS if w.severity != "critical"]
     page = min(float(w.factor(sli.period)) for w in critical)
     ticket = min(float(w.factor(sli.period)) for w in warning)
     burns = [
         Target(
-            f"{selector(names.error_ratio(w.long), instance=False)} / {budget}",
+            f"{selector(names.error_ratio(w.long), instance=False, database=database)} / {budget}",
             f"{legend} {format_duration(w.long)}",
         )
         for w in critical
@@ -76,7 +85,7 @@ def sli_panels(key: str, title: str, legend: str, good: str, sli: Sli) -> tuple[
             "1 - (1 - SLI) / (1 - objective) "
             f"over {period}, the share of the error budget not yet spent; 0 or less when it is "
             "exhausted.",
-            targets=(Target(selector(names.budget, instance=False), legend),),
+            targets=(Target(selector(names.budget, instance=False, database=database), legend),),
             unit="percentunit",
             width=6,
             steps=((None, "red"), (0.0, "orange"), (0.25, OK)),
@@ -99,7 +108,8 @@ def sli_panels(key: str, title: str, legend: str, good: str, sli: Sli) -> tuple[
 def ratio_slo_panels(spec: Spec, ratio: Ratio) -> tuple[Panel, ...]:
     title, legend = display_title(ratio.name), recorded_legend(spec, ratio)
     good = "Good events / all events"
-    return sli_panels(ratio.name, title, legend, good, ratio_sli(spec, ratio))
+    sli = ratio_sli(spec, ratio)
+    return sli_panels(ratio.name, title, legend, good, sli, ratio_database_matcher(spec, ratio))
 
 
 def kpi_slo_rows(spec: Spec, kpi: Kpi) -> list[tuple[str, tuple[Panel, ...]]]:
@@ -111,7 +121,8 @@ def kpi_slo_rows(spec: Spec, kpi: Kpi) -> list[tuple[str, tuple[Panel, ...]]]:
         good = f"Events within {number(kpi.slo.latency)}s / all events"
         name = f"{title} latency"
         sli = latency_sli(spec, kpi)
-        rows.append((name, sli_panels(f"{kpi.name}-latency", name, legend, good, sli)))
+        database = database_matcher(spec, kpi)
+        rows.append((name, sli_panels(f"{kpi.name}-latency", name, legend, good, sli, database)))
     if kpi.freshness is not None:
         shown = [n for n in freshness_level(spec) if n not in ("job", "kpi")]
         legend = legend_of(shown, "{{kpi}}")
@@ -119,5 +130,7 @@ def kpi_slo_rows(spec: Spec, kpi: Kpi) -> list[tuple[str, tuple[Panel, ...]]]:
         good = f"The share of time the data was younger than {age}"
         name = f"{title} freshness"
         sli = freshness_sli(spec, kpi)
-        rows.append((name, sli_panels(f"{kpi.name}-freshness", name, legend, good, sli)))
+        # the self-metrics' label, whatever the KPI series call theirs
+        database = "database" if kpi.spans_databases else None
+        rows.append((name, sli_panels(f"{kpi.name}-freshness", name, legend, good, sli, database)))
     return rows
