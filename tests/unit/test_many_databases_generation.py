@@ -93,6 +93,10 @@ def panel_exprs(spec: Spec, prefix: str) -> dict[str, list[str]]:
 
 
 def with_ratios(tmp_path: Path) -> Spec:
+    return load_spec([with_ratios_file(tmp_path)], env={}).spec
+
+
+def with_ratios_file(tmp_path: Path) -> Path:
     """The many-databases spec plus two ratios: paid_share of counters that both span the
     tenants, app_paid_share of a spanning counter over one on the app database."""
     path, _ = many_databases(tmp_path)
@@ -106,7 +110,7 @@ def with_ratios(tmp_path: Path) -> Spec:
         "  - {name: app_paid_share, good: paid_total, total: [app_signups_total]}\n"
     )
     path.write_text(path.read_text() + counters)
-    return load_spec([path], env={}).spec
+    return path
 
 
 def test_a_ratio_is_per_database_only_when_all_its_counters_span_them(tmp_path: Path) -> None:
@@ -185,8 +189,7 @@ def test_slo_panels_of_a_kpi_or_ratio_on_several_databases_follow_the_variable(
     """The SLO rows of a per-database ratio, a histogram and a freshness SLO on several
     databases filter their recorded series by $database (freshness by the self-metrics'
     `database` label); before, each summed every database whatever the variable selected."""
-    with_ratios(tmp_path)  # writes many.yaml with the ratios
-    path = tmp_path / "many.yaml"
+    path = with_ratios_file(tmp_path)
     text = path.read_text().replace(
         "  - {name: paid_share, good: paid_total, total: [signups_total]}\n",
         "  - {name: paid_share, good: paid_total, total: [signups_total],"

@@ -34,14 +34,18 @@ def sli_panels(
     period = format_duration(sli.period)
     budget = sli.budget
     names = sli.names
-    error_ratio = selector(names.error_ratio(sli.period), instance=False, database=database)
+
+    def recorded(name: str) -> str:
+        return selector(name, instance=False, database=database)
+
+    error_ratio = recorded(names.error_ratio(sli.period))
     critical = [w for w in BURN_WINDOWS if w.severity == "critical"]
     warning = [w for w in BURN_WINDOWS if w.severity != "critical"]
     page = min(float(w.factor(sli.period)) for w in critical)
     ticket = min(float(w.factor(sli.period)) for w in warning)
     burns = [
         Target(
-            f"{selector(names.error_ratio(w.long), instance=False, database=database)} / {budget}",
+            f"{recorded(names.error_ratio(w.long))} / {budget}",
             f"{legend} {format_duration(w.long)}",
         )
         for w in critical
@@ -85,7 +89,7 @@ def sli_panels(
             "1 - (1 - SLI) / (1 - objective) "
             f"over {period}, the share of the error budget not yet spent; 0 or less when it is "
             "exhausted.",
-            targets=(Target(selector(names.budget, instance=False, database=database), legend),),
+            targets=(Target(recorded(names.budget), legend),),
             unit="percentunit",
             width=6,
             steps=((None, "red"), (0.0, "orange"), (0.25, OK)),
